@@ -1,0 +1,195 @@
+"""The memory-model protocol every registered model implements.
+
+Episodes are batch-first ``[B, T, C, H, W]`` (B episodes of T images); codes ``[B, T, C]``;
+memories ``[B, K, C]``; addressing weights ``[B, T, K]``. All losses are per image, in nats.
+
+A benchmark or runner only ever talks to a model through this class and its declared
+capabilities (``has_memory_prior``, ``supports_generation``, ``latent_memory``), never by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from torch import Tensor, nn
+
+from memories.configuration import require
+from memories.likelihoods import LIKELIHOODS, Bernoulli, Reconstruction
+from memories.networks import NetworkConfig, apply_to_items, build_decoder, build_encoder
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Settings every model shares; model configs subclass this and add their own knobs."""
+
+    code_size: int = 100  # C: size of an item code (a row of the memory)
+    episode_length: int = 32  # T: items written into one memory
+    network: str = "conv"  # shared encoder/decoder: "conv" (Appendix C) or "mlp"
+    channels: int = 16  # conv filters per stage (16 binarized, e.g. 256 RGB)
+    hidden_size: int = 400  # MLP hidden width
+
+    def validate(self) -> None:
+        require(self.code_size > 0, "code_size", f"must be positive, got {self.code_size}")
+        require(self.episode_length > 0, "episode_length", f"must be positive, got {self.episode_length}")
+        require(self.network in ("conv", "mlp"), "network", f"{self.network!r} is not one of 'conv', 'mlp'")
+        require(self.channels > 0, "channels", f"must be positive, got {self.channels}")
+        require(self.hidden_size > 0, "hidden_size", f"must be positive, got {self.hidden_size}")
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        return NetworkConfig(kind=self.network, channels=self.channels, hidden_size=self.hidden_size)
+
+
+@dataclass
+class LossTerms:
+    """The training objective: named scalar terms (per image, nats) and their ``total``."""
+
+    total: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class NegELBO:
+    """Per-image negative ELBO ``[B, Tq]`` in nats.
+
+    ``cond``: reconstruction + per-item KLs, memory written from the episode (comparable across
+    memory models). ``full``: ``cond`` + KL(q(M)‖p(M))/T for models with a memory prior, else None.
+    ``terms``: the named pieces ``[B, Tq]`` that add up to ``cond`` (and ``full``).
+    """
+
+    cond: Tensor
+    full: Tensor | None = None
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+class LatentMemory(Protocol):
+    """The memory alone, without encoders (runtime and retrieval benchmarks)."""
+
+    def write(self, codes: Tensor) -> Any:
+        """Codes ``[B, T, C]`` -> a memory state (e.g. a ``[B, K, C]`` matrix)."""
+
+    def read(self, codes: Tensor, state: Any, sample: bool = True) -> Tensor:
+        """Query codes ``[B, Tq, C]`` -> read-out codes ``[B, Tq, C]``; ``sample=False`` reads the mean."""
+
+
+class MemoryModel(nn.Module):
+    """Base class: shared encoder/decoder plumbing and the generic iterative read.
+
+    Subclasses set ``config_class`` and implement ``loss``, ``write``, ``read``, ``neg_elbo`` and
+    ``sample``; ``iterative_read`` and ``energy`` have generic versions here.
+    """
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    registry_name: ClassVar[str] = ""
+    has_memory_prior: ClassVar[bool] = False  # defines p(M), so NELBO-full exists
+    supports_generation: ClassVar[bool] = True
+    energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"
+
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.likelihood = LIKELIHOODS[likelihood](image_shape[0])
+
+    # ----- shared pieces -------------------------------------------------------------
+    def make_encoder(self, out_features: int) -> nn.Module:
+        return build_encoder(self.config.network_config, self.image_shape, out_features)  # type: ignore[arg-type]
+
+    def make_decoder(self, in_features: int) -> nn.Module:
+        return build_decoder(self.config.network_config, in_features, self.image_shape, self.likelihood.param_channels)  # type: ignore[arg-type]
+
+    def encode_items(self, encoder: nn.Module, images: Tensor) -> Tensor:
+        """Apply ``encoder`` per item: ``[B, T, C, H, W] -> [B, T, F]``."""
+        return apply_to_items(encoder, images, 3)
+
+    def decode_items(self, decoder: nn.Module, codes: Tensor) -> Reconstruction:
+        """Apply ``decoder`` per item: codes ``[B, T, C] ->`` a distribution over ``[B, T, C, H, W]``."""
+        return self.likelihood(apply_to_items(decoder, codes, 1))
+
+    @property
+    def binary_data(self) -> bool:
+        return isinstance(self.likelihood, Bernoulli)
+
+    @property
+    def latent_memory(self) -> LatentMemory | None:
+        """``self.memory`` when the model has a K×C latent memory usable without encoders."""
+        return getattr(self, "memory", None)
+
+    # ----- the protocol --------------------------------------------------------------
+    def loss(self, episode: Tensor) -> LossTerms:
+        """Training objective for an episode ``[B, T, C, H, W]`` (per image, nats)."""
+        raise NotImplementedError
+
+    def write(self, episode: Tensor) -> Any:
+        """Write an episode ``[B, T, C, H, W]`` into a fresh memory; returns the memory state."""
+        raise NotImplementedError
+
+    def read(self, queries: Tensor, state: Any) -> Reconstruction:
+        """Read queries ``[B, Tq, C, H, W]`` from ``state``: the decoder distribution ``[B, Tq, ...]``."""
+        raise NotImplementedError
+
+    def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
+        """Per-image negative ELBO ``[B, Tq]`` of ``queries`` (default: the episode) given the
+        memory written from ``episode``; see :class:`NegELBO`."""
+        raise NotImplementedError
+
+    def sample(self, state: Any, n: int, steps: int = 0) -> Tensor:
+        """``n`` images per episode ``[B, n, C, H, W]`` generated from the memory's prior over
+        read weights/keys, refined by ``steps`` iterative reads."""
+        raise NotImplementedError
+
+    def iterative_read(self, queries: Tensor, state: Any, steps: int, threshold: float | None = 0.5) -> list[Reconstruction]:
+        """Attractor dynamics: read, feed the output back as the next query, ``steps`` times.
+
+        Queries ``[B, Tq, C, H, W]``; returns one reconstruction per step. For binary data the
+        fed-back image is the decoder mean binarized at ``threshold`` (``None``: the mean itself).
+        The memory state is never updated while reading (MODELS.md A.6).
+        """
+        trajectory: list[Reconstruction] = []
+        current = queries
+        for _ in range(steps):
+            reconstruction = self.read(current, state)
+            trajectory.append(reconstruction)
+            current = reconstruction.mean
+            if threshold is not None and self.binary_data:
+                current = binarize(current, threshold)
+        return trajectory
+
+    def refine_samples(self, images: Tensor, state: Any, steps: int, threshold: float = 0.5) -> Tensor:
+        """Binarize (binary data) and run ``steps`` iterative reads on generated images
+        ``[B, n, C, H, W]``; returns the final images, same shape."""
+        if self.binary_data:
+            images = binarize(images, threshold)
+        trajectory = self.iterative_read(images, state, steps, threshold)
+        if trajectory:
+            images = trajectory[-1].mean
+            if self.binary_data:
+                images = binarize(images, threshold)
+        return images
+
+    def energy(self, queries: Tensor, state: Any) -> Tensor:
+        """The model's attractor energy ``[B, Tq]`` at ``queries`` (see ``energy_definition``)."""
+        return -self.read(queries, state).log_prob(queries)
+
+
+def binarize(images: Tensor, threshold: float = 0.5) -> Tensor:
+    """``images >= threshold`` as floats, elementwise (MODELS.md §12.20)."""
+    return (images >= threshold).to(images.dtype)
+
+
+def check_episode(episode: Tensor, model: MemoryModel) -> None:
+    """Raise ValueError unless ``episode`` is ``[B, T, *image_shape]``."""
+    if episode.dim() != 5 or tuple(episode.shape[2:]) != model.image_shape:
+        raise ValueError(f"expected an episode [B, T, {', '.join(map(str, model.image_shape))}], got {list(episode.shape)}")
+
+
+__all__ = [
+    "LatentMemory",
+    "LossTerms",
+    "MemoryModel",
+    "ModelConfig",
+    "NegELBO",
+    "binarize",
+    "check_episode",
+]
