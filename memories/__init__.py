@@ -14,7 +14,7 @@ from memories.configuration import ConfigError, from_mapping
 from memories.protocol import LatentMemory, LossTerms, MemoryModel, ModelConfig, NegELBO
 from memories.registry import Registry, RegistryError
 
-BUILTIN_MODELS = ("memories.vae", "memories.gpm")
+BUILTIN_MODELS = ("memories.vae", "memories.gpm", "memories.km", "memories.dkm", "memories.kanerva_pp")
 
 MEMORIES: Registry[type[MemoryModel]] = Registry(
     "memory", "memorybench.memories", builtin_modules=BUILTIN_MODELS

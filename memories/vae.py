@@ -73,6 +73,6 @@ class VAE(MemoryModel):
 
     def sample(self, state: NoMemory, n: int, steps: int = 0) -> Tensor:
         """``[B, n, C, H, W]`` samples from the prior N(0, I) (no memory to condition on)."""
-        device = next(self.parameters()).device
-        z = torch.randn(state.batch_size, n, self.config.code_size, device=device)
+        like = next(self.parameters())
+        z = torch.randn(state.batch_size, n, self.config.code_size, device=like.device, dtype=like.dtype)
         return self.refine_samples(self.decode_items(self.decoder, z).mean, state, steps)

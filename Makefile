@@ -1,0 +1,36 @@
+# The two set-up commands (each creates .venv when needed and installs what it needs):
+#   make demo   VAE vs GPM on the bundled digits data, ELBO table printed and written to results/quick/
+#   make test   lint, format check, type check and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint slurm-up clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch torchvision
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/memorybench run configs/quick.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check memories benchmarks runners reports tests memorybench.py
+	$(BIN)/ruff format --check memories benchmarks runners reports tests memorybench.py
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+# Everything, including slow tests and (when a SLURM cluster is up) the SLURM tests.
+test-all: lint
+	$(BIN)/pytest -q -m "not gpu"
+
+clean:
+	rm -rf results .pytest_cache .mypy_cache .ruff_cache

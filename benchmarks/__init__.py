@@ -1,0 +1,1 @@
+"""Benchmarks: datasets and episodes, the trainer, and one module per benchmark."""

@@ -1,0 +1,46 @@
+"""Datasets: a registry of image datasets with train/valid/test splits held in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets.base import (
+    DATA_ROOT_ENV,
+    DATASETS,
+    SPLITS,
+    DataMissingError,
+    DatasetConfig,
+    ImageDataset,
+    ImageSplit,
+    register_dataset,
+    resolve_data_root,
+)
+from memories.configuration import from_mapping
+
+
+def available() -> list[str]:
+    """Names of every registered dataset."""
+    return DATASETS.available()
+
+
+def create(name: str, data_root: str | Path | None = None, **settings: Any) -> ImageDataset:
+    """Instantiate dataset ``name`` with its config keys ``settings``."""
+    cls = DATASETS.get(name)
+    config = from_mapping(cls.config_class, settings, f"datasets.{name}")
+    return cls(config, data_root)
+
+
+__all__ = [
+    "DATASETS",
+    "DATA_ROOT_ENV",
+    "SPLITS",
+    "DataMissingError",
+    "DatasetConfig",
+    "ImageDataset",
+    "ImageSplit",
+    "available",
+    "create",
+    "register_dataset",
+    "resolve_data_root",
+]

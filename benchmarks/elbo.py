@@ -1,0 +1,103 @@
+"""ELBO benchmark: NELBO-cond and NELBO-full per image on the test split (MODELS.md §8.2).
+
+Test episodes are a seeded permutation of the test split cut into chunks of T (each image
+scored once, the same episodes for every model); the memory is written from the very episode it
+scores; eval mode, no gradients, ``samples`` Monte-Carlo samples averaged. Units: nats/image for
+binary data, bits/dim for 8-bit data. Mean and standard error are over test episodes; the
+per-episode values are saved in ``elbo_episodes.csv`` for paired comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from benchmarks.artifacts import atomic_write_csv
+from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.episodes import fixed_episodes
+from memories.configuration import require
+from memories.likelihoods import nats_to_bits_per_dim
+
+EPISODES_FILE = "elbo_episodes.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ELBOConfig(BenchmarkConfig):
+    """ELBO evaluation settings."""
+
+    split: str = "test"  # split scored ("test" or "valid")
+    max_episodes: int = 0  # cap on test episodes (0: cover the whole split once)
+    samples: int = 1  # Monte-Carlo samples per episode, averaged
+
+    def validate(self) -> None:
+        require(self.split in ("test", "valid"), "split", f"{self.split!r} is not one of 'test', 'valid'")
+        require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
+        require(self.samples > 0, "samples", f"must be positive, got {self.samples}")
+
+
+def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error of the mean of a 1-D tensor (stderr 0 for one value)."""
+    n = values.numel()
+    mean = float(values.mean())
+    stderr = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
+    return mean, stderr
+
+
+@register_benchmark("elbo")
+class ELBOBenchmark(Benchmark):
+    """Negative ELBO per image on test episodes: NELBO-cond and, with a memory prior, NELBO-full."""
+
+    config_class = ELBOConfig
+    config: ELBOConfig
+
+    @torch.no_grad()
+    def run(self, context: BenchmarkContext) -> BenchmarkOutcome:
+        model, config = context.model.eval(), self.config
+        split = context.dataset.split(config.split)
+        episodes = fixed_episodes(split, model.config.episode_length, config.episode_seed, config.max_episodes)
+        per_episode: dict[str, list[torch.Tensor]] = {}
+        for chunk in episodes.split(config.batch_episodes):
+            images = split.images(chunk).to(context.device)
+            sums: dict[str, torch.Tensor] = {}
+            for _ in range(config.samples):
+                result = model.neg_elbo(images)
+                pieces = {"nelbo_cond": result.cond, **{f"term/{k}": v for k, v in result.terms.items()}}
+                if result.full is not None:
+                    pieces["nelbo_full"] = result.full
+                for name, value in pieces.items():
+                    sums[name] = sums.get(name, 0.0) + value.mean(dim=1).double().cpu() / config.samples
+            for name, value in sums.items():
+                per_episode.setdefault(name, []).append(value)
+
+        binary = model.binary_data
+        unit = "nats/image" if binary else "bits/dim"
+        dims = math.prod(model.image_shape)
+        outcome = BenchmarkOutcome()
+        columns = {name: torch.cat(chunks) for name, chunks in per_episode.items()}
+        if not binary:
+            columns = {name: nats_to_bits_per_dim(1.0, dims) * v for name, v in columns.items()}
+        for name, values in columns.items():
+            mean, stderr = mean_and_stderr(values)
+            outcome.add(name, mean, unit)
+            if not name.startswith("term/"):
+                outcome.add(f"{name}_stderr", stderr, unit)
+        rows = [
+            {"episode": i, **{name: float(values[i]) for name, values in columns.items()}} for i in range(len(episodes))
+        ]
+        atomic_write_csv(context.run_dir / EPISODES_FILE, rows)
+        outcome.files.append(EPISODES_FILE)
+        outcome.protocol = {
+            "split": config.split,
+            "episode_length": model.config.episode_length,
+            "episodes": len(episodes),
+            "images_scored": int(episodes.numel()),
+            "episode_seed": config.episode_seed,
+            "samples": config.samples,
+            "mode": "eval, no gradient; memory written from the scored episode",
+            "nelbo_cond": "reconstruction + per-item KL terms",
+            "nelbo_full": "nelbo_cond + KL(q(M)||p(M))/T" if model.has_memory_prior else "not applicable: no memory prior",
+            "unit": unit,
+        }
+        return outcome

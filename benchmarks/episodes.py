@@ -1,0 +1,65 @@
+"""Episodes: index tensors ``[E, T]`` into a split, reproducible from a seed.
+
+Training draws fresh random episodes; evaluation uses :func:`fixed_episodes`, a seeded
+permutation of the split cut into consecutive chunks of T, so every model in a suite sees the
+same test episodes (paired comparisons) and each test item is scored once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmarks.datasets import ImageSplit
+
+
+class EpisodeLengthError(ValueError):
+    """An episode needs more distinct items than the split holds."""
+
+
+def check_episode_length(split_size: int, episode_length: int, where: str) -> None:
+    if episode_length > split_size:
+        raise EpisodeLengthError(
+            f"{where}: episode_length {episode_length} is larger than the split ({split_size} images)"
+        )
+
+
+def random_episodes(
+    split: ImageSplit, episode_length: int, count: int, generator: torch.Generator, classes_per_episode: int = 0
+) -> Tensor:
+    """``count`` episodes of ``episode_length`` distinct items: indices ``[count, T]``.
+
+    With ``classes_per_episode > 0`` (needs labels) each episode draws its items from that many
+    randomly chosen classes only (class-structured episodes).
+    """
+    n = len(split)
+    check_episode_length(n, episode_length, "episodes")
+    if classes_per_episode <= 0 or split.labels is None:
+        # Random keys + top-k: T distinct items per episode without a loop over episodes.
+        keys = torch.rand(count, n, generator=generator)
+        return keys.topk(episode_length, dim=1).indices
+    labels = split.labels
+    classes = labels.unique()
+    chosen = torch.rand(count, len(classes), generator=generator).topk(classes_per_episode, dim=1).indices
+    allowed = (labels.unsqueeze(0) == classes[chosen].unsqueeze(-1)).any(1)  # [count, n]
+    if int(allowed.sum(1).min()) < episode_length:
+        raise EpisodeLengthError(
+            f"episodes: {classes_per_episode} classes hold fewer than episode_length={episode_length} items"
+        )
+    keys = torch.rand(count, n, generator=generator).masked_fill(~allowed, -1.0)
+    return keys.topk(episode_length, dim=1).indices
+
+
+def fixed_episodes(split: ImageSplit, episode_length: int, seed: int, max_episodes: int = 0) -> Tensor:
+    """Evaluation episodes ``[E, T]``: a seeded permutation cut into chunks (partial chunk dropped)."""
+    check_episode_length(len(split), episode_length, "evaluation episodes")
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    count = len(split) // episode_length
+    if max_episodes > 0:
+        count = min(count, max_episodes)
+    return order[: count * episode_length].view(count, episode_length)
+
+
+def batches(indices: Tensor, batch_size: int) -> list[Tensor]:
+    """Split episode indices ``[E, T]`` into consecutive batches ``[<=batch_size, T]``."""
+    return list(indices.split(batch_size))

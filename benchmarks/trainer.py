@@ -1,0 +1,190 @@
+"""One trainer for every model: Adam, clipping, seeding, checkpoints, resume, NaN guard.
+
+A run directory holds ``checkpoint.pt`` (state dicts, optimizer, step, RNG states and the curve
+so far — never pickled modules) and ``train_curve.csv``. Calling :func:`train` again on the same
+directory resumes from the last checkpoint, so a preempted or interrupted run loses at most
+``checkpoint_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from benchmarks.artifacts import atomic_torch_save, atomic_write_csv
+from benchmarks.datasets import ImageSplit
+from benchmarks.episodes import fixed_episodes, random_episodes
+from memories.configuration import require
+from memories.protocol import MemoryModel
+
+CHECKPOINT = "checkpoint.pt"
+CURVE = "train_curve.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation settings shared by every model."""
+
+    steps: int = 2000  # optimizer steps
+    batch_episodes: int = 32  # episodes per step (the paper: 32 episodes of T = 32)
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-4  # Adam's L2 weight decay (the paper says 1e-3, its code 1e-4)
+    grad_clip: float = 10.0  # max global gradient norm
+    classes_per_episode: int = 0  # >0: class-structured training episodes
+    validate_every: int = 0  # steps between validations (0: only at the end)
+    validation_episodes: int = 16  # fixed validation episodes scored each time
+    checkpoint_every: int = 100  # steps between checkpoints
+    threads: int = 0  # torch CPU threads (0: leave torch's default)
+
+    def validate(self) -> None:
+        require(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
+        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
+        require(self.learning_rate > 0, "learning_rate", f"must be positive, got {self.learning_rate}")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        require(self.grad_clip > 0, "grad_clip", f"must be positive, got {self.grad_clip}")
+        require(self.validate_every >= 0, "validate_every", f"must be >= 0, got {self.validate_every}")
+        require(self.validation_episodes > 0, "validation_episodes", f"must be positive, got {self.validation_episodes}")
+        require(self.checkpoint_every > 0, "checkpoint_every", f"must be positive, got {self.checkpoint_every}")
+        require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+
+
+class DivergenceError(RuntimeError):
+    """The loss or a gradient became NaN/inf; training stops and the run is recorded as failed."""
+
+
+@dataclass
+class TrainOutcome:
+    start_step: int  # step training resumed from (0 for a fresh run)
+    steps: int  # steps completed in total
+    wall_time_s: float  # time spent in this call
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "episodes": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["episodes"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def validation_nelbo(model: MemoryModel, episodes: torch.Tensor, split: ImageSplit, device: torch.device, batch: int) -> float:
+    """Mean NELBO-cond (nats/image) over fixed validation episodes, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for chunk in episodes.split(batch):
+        values = model.neg_elbo(split.images(chunk).to(device)).cond
+        total += float(values.sum())
+        count += values.numel()
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train(
+    model: MemoryModel,
+    train_split: ImageSplit,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    seed: int = 0,
+    valid_split: ImageSplit | None = None,
+    device: torch.device | None = None,
+    progress: bool | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> TrainOutcome:
+    """Train ``model`` for ``config.steps`` steps on random episodes of ``train_split``.
+
+    Resumes from ``run_dir/checkpoint.pt`` when present. Raises :class:`DivergenceError` when
+    the loss or gradient norm stops being finite.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = device or pick_device()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    episode_length = model.config.episode_length
+    valid_episodes = None
+    if valid_split is not None and len(valid_split) >= episode_length:
+        valid_episodes = fixed_episodes(valid_split, episode_length, seed=seed + 1, max_episodes=config.validation_episodes)
+
+    step, curve = 0, []
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        step, curve = int(saved["step"]), list(saved["curve"])
+        _restore_rng(saved["rng"], generator)
+    start_step = step
+
+    def save() -> None:
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "curve": curve,
+            "rng": _rng_state(generator),
+        }
+        atomic_torch_save(checkpoint_path, payload)
+        atomic_write_csv(run_dir / CURVE, curve)
+        if on_checkpoint is not None:
+            on_checkpoint(step)
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=config.steps, initial=step, disable=not show, desc=f"train {model.registry_name}", unit="step")
+    while step < config.steps:
+        indices = random_episodes(train_split, episode_length, config.batch_episodes, generator, config.classes_per_episode)
+        episode = train_split.images(indices, generator).to(device)
+        terms = model.loss(episode)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        loss = float(terms.total.detach())
+        if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
+            bar.close()
+            raise DivergenceError(f"training diverged at step {step}: loss={loss}, grad_norm={float(grad_norm)}")
+        optimizer.step()
+        step += 1
+        row = {"step": step, "loss": loss, **{f"loss/{k}": float(v.detach()) for k, v in terms.terms.items()}}
+        if valid_episodes is not None and (
+            step == config.steps or (config.validate_every and step % config.validate_every == 0)
+        ):
+            row["valid_nelbo_cond"] = validation_nelbo(model, valid_episodes, valid_split, device, config.batch_episodes)  # type: ignore[arg-type]
+        curve.append(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.2f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save()
+    bar.close()
+    if step == start_step and not checkpoint_path.is_file():
+        save()
+    model.eval()
+    return TrainOutcome(start_step=start_step, steps=step, wall_time_s=time.perf_counter() - started, curve=curve)

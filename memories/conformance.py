@@ -1,0 +1,169 @@
+"""Conformance checks every registered memory model must pass (also for plugin authors).
+
+Run them on any model with ``memorybench validate NAME`` or, from pytest, parametrize
+:func:`run_checks` over ``memories.available()`` (see ``tests/test_conformance.py``). Each check
+raises ``AssertionError`` with a message saying what broke.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import memories
+from memories.protocol import MemoryModel
+
+B, T, N_SAMPLES = 3, 4, 2
+
+
+def small_settings(name: str, **overrides: Any) -> dict[str, Any]:
+    """Small, fast settings for ``name``: only keys its config actually has."""
+    wanted = {"code_size": 8, "episode_length": T, "memory_size": 4, "network": "mlp", "hidden_size": 32, "channels": 4}
+    fields = {f.name for f in dataclasses.fields(memories.MEMORIES.get(name).config_class)}
+    return {k: v for k, v in {**wanted, **overrides}.items() if k in fields}
+
+
+def build(name: str, seed: int = 0, **overrides: Any) -> MemoryModel:
+    torch.manual_seed(seed)
+    return memories.create(name, image_shape=(1, 28, 28), **small_settings(name, **overrides)).double()
+
+
+def episode(batch: int = B, length: int = T, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, length, 1, 28, 28, generator=generator) < 0.3).double()
+
+
+def _seeded(fn: Callable[[], Any], seed: int = 7) -> Any:
+    torch.manual_seed(seed)
+    return fn()
+
+
+def check_shapes(name: str) -> None:
+    model = build(name).eval()
+    x = episode()
+    with torch.no_grad():
+        terms = model.loss(x)
+        assert terms.total.dim() == 0 and torch.isfinite(terms.total), "loss().total must be a finite scalar"
+        for key, value in terms.terms.items():
+            assert value.dim() == 0, f"loss term {key!r} must be a scalar"
+        state = model.write(x)
+        recon = model.read(x, state)
+        assert recon.mean.shape == x.shape, f"read().mean is {list(recon.mean.shape)}, expected {list(x.shape)}"
+        assert recon.log_prob(x).shape == (B, T), "read().log_prob(x) must be [B, T]"
+        nelbo = model.neg_elbo(x)
+        assert nelbo.cond.shape == (B, T), f"neg_elbo().cond is {list(nelbo.cond.shape)}, expected [B, T]"
+        assert (nelbo.full is not None) == model.has_memory_prior, "neg_elbo().full must exist iff has_memory_prior"
+        queries = x[:, :2]
+        assert model.neg_elbo(x, queries).cond.shape == (B, 2), "neg_elbo(episode, queries) must be [B, Tq]"
+        trajectory = model.iterative_read(queries, state, steps=3)
+        assert len(trajectory) == 3 and trajectory[-1].mean.shape == queries.shape, "iterative_read shapes"
+        if model.supports_generation:
+            samples = model.sample(state, N_SAMPLES, steps=1)
+            assert samples.shape == (B, N_SAMPLES, 1, 28, 28), f"sample() is {list(samples.shape)}"
+        assert model.energy(queries, state).shape == (B, 2), "energy() must be [B, Tq]"
+        latent = model.latent_memory
+        if latent is not None:
+            codes = torch.randn(B, T, model.config.code_size, dtype=torch.float64)
+            latent_state = latent.write(codes)
+            for sample in (True, False):
+                out = latent.read(codes[:, :2], latent_state, sample=sample)
+                assert out.shape == (B, 2, model.config.code_size), "memory.read must return [B, Tq, C]"
+            mean_1 = latent.read(codes, latent_state, sample=False)
+            mean_2 = latent.read(codes, latent_state, sample=False)
+            assert torch.allclose(mean_1, mean_2), "memory.read(sample=False) must be deterministic"
+
+
+def check_edge_sizes(name: str) -> None:
+    for batch, length in ((1, T), (B, 1)):
+        model = build(name, episode_length=length).eval()
+        with torch.no_grad():
+            values = model.neg_elbo(episode(batch, length)).cond
+        assert values.shape == (batch, length) and torch.isfinite(values).all(), f"B={batch}, T={length} failed"
+
+
+def check_backward(name: str) -> None:
+    model = build(name).train()
+    model.loss(episode()).total.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    assert not missing, f"no finite gradient reaches: {', '.join(missing)}"
+
+
+def check_determinism(name: str) -> None:
+    a, b = build(name, seed=3), build(name, seed=3)
+    x = episode()
+    loss_a = _seeded(lambda: a.loss(x).total)
+    loss_b = _seeded(lambda: b.loss(x).total)
+    assert torch.equal(loss_a, loss_b), "same seed must give the same model and loss"
+
+
+def check_save_load(name: str) -> None:
+    source, target = build(name, seed=1).eval(), build(name, seed=2).eval()
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    target.load_state_dict(torch.load(buffer, weights_only=True))
+    x = episode()
+    with torch.no_grad():
+        before = _seeded(lambda: source.neg_elbo(x).cond)
+        after = _seeded(lambda: target.neg_elbo(x).cond)
+    assert torch.allclose(before, after), "a state_dict round trip must reproduce neg_elbo"
+
+
+def check_episode_independence(name: str) -> None:
+    model = build(name).eval()
+    x = episode()
+    changed = x.clone()
+    changed[0] = 1.0 - changed[0]
+    with torch.no_grad():
+        original = _seeded(lambda: model.neg_elbo(x).cond)
+        perturbed = _seeded(lambda: model.neg_elbo(changed).cond)
+    assert not torch.allclose(original[0], perturbed[0]), "changing episode 0 must change its own values"
+    assert torch.allclose(original[1:], perturbed[1:], atol=1e-8), "changing episode 0 changed other episodes"
+
+
+def check_kl_sanity(name: str) -> None:
+    model = build(name).eval()
+    with torch.no_grad():
+        nelbo = _seeded(lambda: model.neg_elbo(episode()))
+    for key, value in nelbo.terms.items():
+        if key.startswith("kl"):
+            assert (value >= -1e-6).all(), f"KL term {key!r} is negative"
+    if "reconstruction" in nelbo.terms:
+        assert (nelbo.cond >= nelbo.terms["reconstruction"] - 1e-6).all(), "NELBO-cond below its reconstruction term"
+    if nelbo.full is not None:
+        assert (nelbo.full >= nelbo.cond - 1e-6).all(), "NELBO-full below NELBO-cond"
+
+
+CHECKS: dict[str, Callable[[str], None]] = {
+    "shapes": check_shapes,
+    "edge_sizes": check_edge_sizes,
+    "backward": check_backward,
+    "determinism": check_determinism,
+    "save_load": check_save_load,
+    "episode_independence": check_episode_independence,
+    "kl_sanity": check_kl_sanity,
+}
+
+
+@dataclass
+class CheckResult:
+    check: str
+    passed: bool
+    message: str = ""
+
+
+def run_checks(name: str) -> list[CheckResult]:
+    """Every check on registered model ``name``; failures are collected, not raised."""
+    results = []
+    for check, function in CHECKS.items():
+        try:
+            function(name)
+            results.append(CheckResult(check, True))
+        except Exception as error:
+            results.append(CheckResult(check, False, f"{type(error).__name__}: {error}"))
+    return results

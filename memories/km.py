@@ -1,0 +1,232 @@
+"""Kanerva Machine (Wu, Wayne, Graves, Lillicrap, ICLR 2018; MODELS.md §3).
+
+Generative model: M ~ p(M) = MN(R0, U0, I_C) with learnable R0 ``[K, C]`` and diagonal
+U0 = diag(exp(ℓ) + 10⁻⁶) (one ℓ per slot); per item y ~ N(0, I_S), w = Aᵀf(y) with a key MLP f and
+a learnable address matrix A ``[S, K]``, z ~ N(Mᵀw, σ_ξ² I_C), x ~ p(x | d(z)).
+Inference: h = e(x) ``[B, T, C]``; q(y|x) = N(μ_y(h), σ_y²(h)); a memory-free code head
+q_w(z|x) = N(μ_w(h), σ_w²(h)) supplies the written codes; q(M|X) is the exact posterior p(M|Y, Z)
+at one sample of each y_t and z_t, computed in one batch step (A.2: Cholesky solves of the T×T
+predictive covariance, no inverses; order-free). Reading: m_t = Mᵀw_t with the *same* y_t as the
+write; q(z|x, y, M) = N from an MLP on [h, m_t]; prior p(z|y, M) = N(m_t, σ_ξ² I).
+Objective per image: [Σ_t (−ln p(x_t|z_t) + KL(q(z_t)‖p(z_t|y_t,M)) + KL(q(y_t)‖N(0, I)))
++ KL(q(M)‖p(M))]/T with the exact matrix-normal KL (A.7); no auto-encoder term.
+
+Choices for the [R] details of the spec (each configurable where the other option is plausible):
+- V = I_C; U0 diagonal with a per-slot learned variance (``prior_variance`` its initial value).
+- S = ``address_size`` (default C); f: S → S two-layer SiLU MLP; A initialised N(0, 1/S).
+- q(z|x,y,M) input is the concatenation [e(x), Mᵀw] (§3.2), through a two-layer SiLU MLP.
+- One y sample per item shared by write and read (§3.7 [O]); M sampled once per episode
+  (``sample_memory``; False uses M = R').
+- σ_ξ learned, initialised at ``write_noise_std`` (``learn_write_noise=False`` fixes it); the same σ_ξ
+  is the write noise and the std of p(z|y, M).
+- ``write`` (denoising, generation) and ``read`` are deterministic: means of q(y|x), q_w(z|x)
+  and q(z|x,y,M), and M = R'. ``sample`` draws y ~ N(0, I) and z ~ N(R'ᵀw, σ_ξ² I).
+- Latent memory without encoders (``self.memory``): codes stand in for the features h = e(x) (the
+  encoder outputs C features), so ``memory.write(codes)`` addresses each code by the key path
+  w = Aᵀf(μ_y(code)) and writes the code itself; ``memory.read`` addresses queries the same way and
+  returns Mᵀw (``sample=True``: y ~ q(y|code), M ~ q(M)).
+
+Differences from the paper: shared conv-ResNet encoder/decoder with GroupNorm (MODELS.md §13);
+log-variances of the diagonal heads are clamped to [−12, 8] as in the VAE baseline; the batch
+write costs a T×T Cholesky per episode (fine for T ≲ 10³).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from memories import register_memory
+from memories.configuration import require
+from memories.gaussian_memory import (
+    DiagonalMatrixNormalPrior,
+    MatrixNormalState,
+    batch_write,
+    per_image_terms,
+    sample_matrix_normal,
+)
+from memories.kl import diagonal_gaussian_kl, standard_normal_kl
+from memories.likelihoods import Reconstruction
+from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+
+LOG_VAR_RANGE = (-12.0, 8.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KMConfig(ModelConfig):
+    """KM knobs; defaults are the suite's (MODELS.md §3.8 [O]): K = 32, C = 100, S = C, σ_ξ init 1."""
+
+    memory_size: int = 32  # K: memory rows
+    address_size: int | None = None  # S: size of the addressing latent y (None: code_size)
+    write_noise_std: float = 1.0  # initial σ_ξ: write noise and std of p(z | y, M)
+    learn_write_noise: bool = True  # learn σ_ξ (False: fixed at write_noise_std)
+    prior_variance: float = 1.0  # initial diagonal of U0 (learned per slot)
+    head_hidden_size: int = 256  # hidden width of the key MLP f and of the q(z | x, y, M) MLP
+    sample_memory: bool = True  # loss/neg_elbo: one M ~ q(M|X) per episode (False: M = R')
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.memory_size > 0, "memory_size", f"must be positive, got {self.memory_size}")
+        size = self.address_size
+        require(size is None or size > 0, "address_size", f"must be positive, got {size}")
+        require(self.write_noise_std > 0, "write_noise_std", f"must be positive, got {self.write_noise_std}")
+        require(self.prior_variance > 0, "prior_variance", f"must be positive, got {self.prior_variance}")
+        require(self.head_hidden_size > 0, "head_hidden_size", f"must be positive, got {self.head_hidden_size}")
+
+    @property
+    def key_size(self) -> int:
+        """S, resolved."""
+        return self.code_size if self.address_size is None else self.address_size
+
+
+def diagonal_gaussian_head(features: Tensor, head: nn.Module) -> tuple[Tensor, Tensor]:
+    """``head(features)`` split into a mean and a clamped log-variance ``[..., n]`` each."""
+    mean, log_var = head(features).chunk(2, dim=-1)
+    return mean, log_var.clamp(*LOG_VAR_RANGE)
+
+
+def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
+    """One sample of N(mean, diag exp(log_var)), differentiable in both."""
+    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+
+
+class KanervaMemory(nn.Module):
+    """The KM memory alone: prior, key path y -> w = Aᵀf(y), batch Bayesian write and read."""
+
+    def __init__(self, config: KMConfig):
+        super().__init__()
+        self.config = config
+        key_size, hidden = config.key_size, config.head_hidden_size
+        self.prior = DiagonalMatrixNormalPrior(config.memory_size, config.code_size, per_slot_variance=True, variance=config.prior_variance)
+        log_noise_std = torch.tensor(math.log(config.write_noise_std))
+        if config.learn_write_noise:
+            self.log_noise_std = nn.Parameter(log_noise_std)
+        else:
+            self.register_buffer("log_noise_std", log_noise_std)
+        self.key_head = nn.Linear(config.code_size, 2 * key_size)  # q(y|x) from the C features e(x)
+        self.key_network = nn.Sequential(nn.Linear(key_size, hidden), nn.SiLU(), nn.Linear(hidden, key_size))  # f
+        self.addresses = nn.Parameter(torch.randn(key_size, config.memory_size) / math.sqrt(key_size))  # A [S, K]
+
+    @property
+    def noise_var(self) -> Tensor:
+        """σ_ξ² (0-dim)."""
+        return torch.exp(2.0 * self.log_noise_std)
+
+    def key_posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """q(y|x): mean and log-variance ``[B, T, S]`` from features ``[B, T, C]``."""
+        return diagonal_gaussian_head(features, self.key_head)
+
+    def weights(self, keys: Tensor) -> Tensor:
+        """w = Aᵀf(y): keys ``[B, T, S] -> [B, T, K]``."""
+        return self.key_network(keys) @ self.addresses
+
+    def write_weighted(self, weights: Tensor, codes: Tensor) -> MatrixNormalState:
+        """Exact posterior from the prior after codes ``[B, T, C]`` at weights ``[B, T, K]`` (A.2)."""
+        return batch_write(self.prior.state(codes.shape[0]), weights, codes, self.noise_var)
+
+    def write(self, codes: Tensor) -> MatrixNormalState:
+        """Codes ``[B, T, C]`` (standing in for e(x)) -> q(M), addressed at the key means."""
+        return self.write_weighted(self.weights(self.key_posterior(codes)[0]), codes)
+
+    def read(self, codes: Tensor, state: MatrixNormalState, sample: bool = True) -> Tensor:
+        """Query codes ``[B, Tq, C]`` -> Mᵀw ``[B, Tq, C]`` (``sample=False``: y = μ_y, M = R')."""
+        key_mean, key_log_var = self.key_posterior(codes)
+        keys = reparameterize(key_mean, key_log_var) if sample else key_mean
+        memory = sample_matrix_normal(state) if sample else state.mean
+        return self.weights(keys) @ memory
+
+    def kl(self, state: MatrixNormalState) -> Tensor:
+        """Exact KL(q(M) ‖ p(M)) per episode ``[B]``."""
+        return self.prior.kl(state)
+
+
+@register_memory("km")
+class KM(MemoryModel):
+    """Kanerva Machine: exact batch Bayesian write, stochastic addressing latent y, memory prior on z."""
+
+    config_class = KMConfig
+    has_memory_prior = True
+    energy_definition = "-ln p(x | z) at z = mean of q(z | x, y = mean of q(y|x), M = R')"
+
+    def __init__(self, config: KMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+        super().__init__(config, image_shape, likelihood)
+        size, hidden = config.code_size, config.head_hidden_size
+        self.encoder = self.make_encoder(size)  # h = e(x), C features
+        self.decoder = self.make_decoder(size)
+        self.memory = KanervaMemory(config)
+        self.write_code_head = nn.Linear(size, 2 * size)  # memory-free q_w(z|x) for writing
+        self.posterior_head = nn.Sequential(nn.Linear(2 * size, hidden), nn.SiLU(), nn.Linear(hidden, 2 * size))  # q(z|x,y,M)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Features h = e(x) ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
+        return self.encode_items(self.encoder, images)
+
+    def code_posterior(self, features: Tensor, readout: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x, y, M) from features and read-outs Mᵀw ``[B, T, C]``: mean, log-variance ``[B, T, C]``."""
+        return diagonal_gaussian_head(torch.cat([features, readout], dim=-1), self.posterior_head)
+
+    def _write(self, features: Tensor, sample: bool) -> tuple[MatrixNormalState, Tensor, Tensor, Tensor]:
+        """q(M|X) from features ``[B, T, C]`` at one sample (or the means) of y and the written z.
+
+        Returns the state, the weights ``[B, T, K]`` and q(y|x)'s mean and log-variance ``[B, T, S]``.
+        """
+        key_mean, key_log_var = self.memory.key_posterior(features)
+        code_mean, code_log_var = diagonal_gaussian_head(features, self.write_code_head)
+        keys = reparameterize(key_mean, key_log_var) if sample else key_mean
+        codes = reparameterize(code_mean, code_log_var) if sample else code_mean
+        weights = self.memory.weights(keys)
+        return self.memory.write_weighted(weights, codes), weights, key_mean, key_log_var
+
+    def _read_terms(self, queries: Tensor, features: Tensor, weights: Tensor, state: MatrixNormalState) -> dict[str, Tensor]:
+        """Reconstruction NLL and KL(z) ``[B, Tq]`` at one sample of M (or R') and of z."""
+        memory = sample_matrix_normal(state) if self.config.sample_memory else state.mean
+        readout = weights @ memory  # mean of p(z | y, M) [B, Tq, C]
+        code_mean, code_log_var = self.code_posterior(features, readout)
+        nll = -self.decode_items(self.decoder, reparameterize(code_mean, code_log_var)).log_prob(queries)
+        kl_z = diagonal_gaussian_kl(code_mean, code_log_var, readout, 2.0 * self.memory.log_noise_std)
+        return {"reconstruction": nll, "kl_z": kl_z}
+
+    def _episode_terms(self, episode: Tensor, queries: Tensor | None) -> tuple[dict[str, Tensor], Tensor]:
+        """Per-item terms ``[B, Tq]`` and KL(q(M)‖p(M)) ``[B]`` for queries read from the written episode."""
+        features = self.encode(episode)
+        state, weights, key_mean, key_log_var = self._write(features, sample=True)
+        if queries is None:
+            queries = episode
+        else:  # fresh keys for items that were not written
+            features = self.encode(queries)
+            key_mean, key_log_var = self.memory.key_posterior(features)
+            weights = self.memory.weights(reparameterize(key_mean, key_log_var))
+        terms = self._read_terms(queries, features, weights, state)
+        terms["kl_y"] = standard_normal_kl(key_mean, key_log_var)
+        return terms, self.memory.kl(state)
+
+    def loss(self, episode: Tensor) -> LossTerms:
+        per_item, memory_kl = self._episode_terms(episode, None)
+        terms = per_image_terms(per_item, memory_kl)
+        return LossTerms(total=sum(terms.values(), torch.zeros((), device=episode.device)), terms=terms)
+
+    def write(self, episode: Tensor) -> MatrixNormalState:
+        """q(M|X) at the means of q(y|x) and q_w(z|x) (deterministic)."""
+        return self._write(self.encode(episode), sample=False)[0]
+
+    def read(self, queries: Tensor, state: MatrixNormalState) -> Reconstruction:
+        features = self.encode(queries)
+        readout = self.memory.weights(self.memory.key_posterior(features)[0]) @ state.mean
+        return self.decode_items(self.decoder, self.code_posterior(features, readout)[0])
+
+    def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
+        terms, memory_kl = self._episode_terms(episode, queries)
+        cond = terms["reconstruction"] + terms["kl_z"] + terms["kl_y"]
+        terms["kl_memory"] = (memory_kl / episode.shape[1]).unsqueeze(-1).expand_as(cond)
+        return NegELBO(cond=cond, full=cond + terms["kl_memory"], terms=terms)
+
+    def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
+        """y ~ N(0, I) ``[B, n, S]``, z ~ N(R'ᵀAᵀf(y), σ_ξ² I), decode, then ``steps`` iterative reads."""
+        mean = state.mean
+        keys = torch.randn(mean.shape[0], n, self.config.key_size, dtype=mean.dtype, device=mean.device)
+        readout = self.memory.weights(keys) @ mean
+        codes = readout + torch.exp(self.memory.log_noise_std) * torch.randn_like(readout)
+        return self.refine_samples(self.decode_items(self.decoder, codes).mean, state, steps)

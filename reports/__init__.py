@@ -1,0 +1,1 @@
+"""Reports: results trees into pandas tables, figures and HTML/Markdown reports."""

@@ -1,0 +1,1 @@
+"""Runners: suite planning, the CLI, and one module per execution backend."""

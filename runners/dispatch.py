@@ -1,0 +1,75 @@
+"""Deciding what a (re-)run of a suite has to do, and the inline backend.
+
+For each planned run: ``skip`` (a result exists), ``resume`` (a checkpoint exists), ``start``
+(nothing yet) or ``retry`` (failed before and ``--retry-failed`` was given; otherwise a failed
+run is skipped and reported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.trainer import CHECKPOINT
+from runners.execute import execute_run, prepare_run_dir
+from runners.results import RESULT_FILE, read_result
+from runners.suite import RunSpec
+
+ACTIONS = ("skip", "skip_failed", "resume", "start", "retry")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: RunSpec
+    run_dir: Path
+    action: str  # one of ACTIONS
+
+    @property
+    def will_run(self) -> bool:
+        return self.action in ("resume", "start", "retry")
+
+
+def classify(spec: RunSpec, run_dir: Path, retry_failed: bool = False) -> str:
+    result = read_result(run_dir)
+    if result is not None:
+        if result.get("status") == "failed":
+            return "retry" if retry_failed else "skip_failed"
+        return "skip"
+    return "resume" if (run_dir / CHECKPOINT).is_file() else "start"
+
+
+def plan_runs(specs: Iterable[RunSpec], suite_dir: Path, retry_failed: bool = False) -> list[PlannedRun]:
+    """Each spec with its run directory and what to do with it."""
+    planned = []
+    for spec in specs:
+        run_dir = suite_dir / spec.run_id
+        planned.append(PlannedRun(spec, run_dir, classify(spec, run_dir, retry_failed)))
+    return planned
+
+
+def clear_failure(run: PlannedRun) -> None:
+    """Move a failed result aside before retrying (kept as ``result.failed-<n>.json``)."""
+    result_path = run.run_dir / RESULT_FILE
+    if result_path.is_file():
+        index = len(list(run.run_dir.glob("result.failed-*.json")))
+        result_path.rename(run.run_dir / f"result.failed-{index}.json")
+
+
+def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
+    """Create run directories (spec + pending status) for everything that will run."""
+    todo = [run for run in runs if run.will_run]
+    for run in todo:
+        if run.action == "retry":
+            clear_failure(run)
+        prepare_run_dir(run.spec, run.run_dir)
+    return todo
+
+
+def run_inline(runs: list[PlannedRun], progress: bool | None = None) -> None:
+    """The inline backend: every run in this process, one after another."""
+    for index, run in enumerate(runs, 1):
+        print(f"[{index}/{len(runs)}] {run.action} {run.spec.run_id}", flush=True)
+        result = execute_run(run.spec, run.run_dir, progress=progress)
+        detail = result.get("error") or result.get("reason") or ""
+        print(f"[{index}/{len(runs)}] {result['status']} {run.spec.run_id} ({result['wall_time_s']:.1f} s) {detail}".rstrip(), flush=True)

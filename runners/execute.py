@@ -1,0 +1,161 @@
+"""Execute one RunSpec in its run directory: train (resuming), benchmark, record the result.
+
+This is the single function every backend calls (inline, the local worker pool, SLURM jobs).
+It never raises for a failure of the run itself: errors, NaNs and bad data are recorded as
+``status: failed`` in ``status.json`` and ``result.json`` so the rest of the suite continues.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import benchmarks.datasets as datasets
+import memories
+from benchmarks.artifacts import atomic_write_json, read_json
+from benchmarks.base import BENCHMARKS, BenchmarkContext
+from benchmarks.trainer import TrainConfig, pick_device, train
+from memories.configuration import from_mapping
+from runners.results import (
+    LOG_FILE,
+    RESULT_FILE,
+    RESULT_SCHEMA_VERSION,
+    SPEC_FILE,
+    STATUS_FILE,
+    now,
+    write_status,
+)
+from runners.suite import RunSpec
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str | None:
+    """The source tree's commit (with ``-dirty`` when modified), or None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPOSITORY), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions, device and threads recorded with every result."""
+    import numpy
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
+    """Write the spec (once) and a pending status, so planned runs are visible to ``status``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / SPEC_FILE).is_file():
+        atomic_write_json(run_dir / SPEC_FILE, spec.to_dict())
+    if not (run_dir / STATUS_FILE).is_file():
+        write_status(run_dir, "pending", run_id=spec.run_id, attempts=0)
+
+
+def execute_run(spec: RunSpec, run_dir: str | Path, progress: bool | None = None, log_path: str | None = None) -> dict[str, Any]:
+    """Run ``spec`` in ``run_dir`` and return its result (also written to ``result.json``)."""
+    run_dir = Path(run_dir)
+    prepare_run_dir(spec, run_dir)
+    attempts = int((read_json(run_dir / STATUS_FILE) or {}).get("attempts", 0)) + 1
+    log_path = log_path or str(run_dir / LOG_FILE)
+    write_status(run_dir, "running", attempts=attempts, started=now(), log=log_path, error=None)
+    started = time.perf_counter()
+    device = pick_device()
+    base: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "memory": spec.memory,
+        "memory_class": spec.memory_class,
+        "dataset": spec.dataset,
+        "benchmark": spec.benchmark,
+        "seed": spec.seed,
+        "config": spec.identity(),
+        "attempts": attempts,
+        "start_step": 0,
+        "git_commit": git_commit(),
+        "environment": environment(device),
+    }
+    try:
+        result = {**base, **_run(spec, run_dir, device, progress)}
+    except Exception as error:  # the run failed; the suite goes on
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
+        result = {**base, "status": "failed", "error": message, "log": log_path, "metrics": {}}
+    result["wall_time_s"] = round(time.perf_counter() - started, 3)
+    result["finished"] = now()
+    atomic_write_json(run_dir / RESULT_FILE, result)
+    write_status(run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"])
+    return result
+
+
+def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | None) -> dict[str, Any]:
+    model_class = memories.MEMORIES.get(spec.memory_class)
+    benchmark_class = BENCHMARKS.get(spec.benchmark)
+    benchmark = benchmark_class(from_mapping(benchmark_class.config_class, spec.benchmark_config, f"benchmarks.{spec.benchmark}"))
+    reason = benchmark.not_applicable(model_class)
+    if reason:
+        return {"status": "not_applicable", "reason": reason, "metrics": {}}
+    dataset = datasets.create(spec.dataset, spec.data_root, **spec.dataset_config)
+    model = memories.create(
+        spec.memory_class, image_shape=dataset.image_shape, likelihood=dataset.likelihood, **spec.memory_config
+    )
+    torch.manual_seed(spec.seed)
+    extra: dict[str, Any] = {}
+    if benchmark_class.needs_training:
+        train_config = from_mapping(TrainConfig, spec.train_config, "train")
+        outcome = train(
+            model,
+            dataset.split("train"),
+            train_config,
+            run_dir,
+            seed=spec.seed,
+            valid_split=dataset.split("valid"),
+            device=device,
+            progress=progress,
+        )
+        extra = {"start_step": outcome.start_step, "train_steps": outcome.steps, "train_time_s": round(outcome.wall_time_s, 3)}
+        if outcome.curve:
+            extra["final_train_loss"] = outcome.curve[-1]["loss"]
+    model.to(device).eval()
+    context = BenchmarkContext(model=model, dataset=dataset, run_dir=run_dir, seed=spec.seed, device=device, progress=bool(progress))
+    evaluated = benchmark.run(context)
+    return {
+        "status": "done",
+        **extra,
+        "metrics": {name: metric.value for name, metric in evaluated.metrics.items()},
+        "units": {name: metric.unit for name, metric in evaluated.metrics.items()},
+        "higher_is_better": {name: metric.higher_is_better for name, metric in evaluated.metrics.items()},
+        "protocol": evaluated.protocol,
+        "files": evaluated.files,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+

@@ -1,0 +1,257 @@
+"""Suite files: YAML → validated :class:`Suite` → frozen :class:`RunSpec`\\ s.
+
+A suite is a grid of memories × datasets × benchmarks × seeds. Everything is validated here,
+before any work starts: unknown names and keys, wrong types, impossible values, missing data
+files and episode lengths larger than a split all fail with a one-line :class:`ConfigError`.
+
+Each RunSpec's stable hash (of its resolved configuration; no code version, no paths) names its
+run directory, so re-running a suite finds and skips or resumes earlier runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import benchmarks.datasets as datasets
+import memories
+from benchmarks.base import BENCHMARKS
+from benchmarks.datasets import DataMissingError
+from benchmarks.episodes import EpisodeLengthError, check_episode_length
+from benchmarks.trainer import TrainConfig
+from memories.configuration import ConfigError, as_dict, from_mapping
+from memories.registry import RegistryError, suggest
+
+SUITE_KEYS = ("name", "description", "seeds", "data_root", "defaults", "memories", "datasets", "benchmarks", "train", "resources")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs, fully resolved; picklable (it is what SLURM jobs receive)."""
+
+    suite: str
+    memory: str  # the suite's label for this model (usually its registry name)
+    memory_class: str  # registry name
+    memory_config: dict[str, Any]
+    dataset: str
+    dataset_config: dict[str, Any]
+    benchmark: str
+    benchmark_config: dict[str, Any]
+    train_config: dict[str, Any]
+    seed: int
+    data_root: str | None = None  # machine-specific: not part of the identity
+
+    def identity(self) -> dict[str, Any]:
+        """The resolved configuration that defines the run (what the hash covers)."""
+        needs_training = BENCHMARKS.get(self.benchmark).needs_training
+        return {
+            "memory": self.memory_class,
+            "memory_config": self.memory_config,
+            "dataset": self.dataset,
+            "dataset_config": {k: v for k, v in self.dataset_config.items() if k != "root"},
+            "benchmark": self.benchmark,
+            "benchmark_config": self.benchmark_config,
+            "train_config": self.train_config if needs_training else None,
+            "seed": self.seed,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.memory}-{self.dataset}-{self.benchmark}-s{self.seed}-{self.config_hash}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "run_id": self.run_id, "config_hash": self.config_hash}
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> RunSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    runs: tuple[RunSpec, ...]
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A suite file as a mapping; one-line errors for a missing file or invalid YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such suite file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a suite file must be a YAML mapping, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set a.b.c=value`` overrides (values parsed as YAML) to a suite mapping."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"--set {override!r}: expected key=value")
+        dotted, text = override.split("=", 1)
+        keys = dotted.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f"--set {override!r}: empty key")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
+        target = raw
+        for key in keys[:-1]:
+            child = target.get(key)
+            if child is None:
+                child = target[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {override!r}: {key!r} is not a mapping")
+            target = child
+        target[keys[-1]] = value
+    return raw
+
+
+def _entries(raw: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """``memories:``/``datasets:``/``benchmarks:`` as a mapping label -> settings (lists allowed)."""
+    value = raw.get(key)
+    if value is None or value == [] or value == {}:
+        raise ConfigError(f"{key}: the suite names no {key}")
+    if isinstance(value, list):
+        value = {str(item): {} for item in value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping or a list of names, got {value!r}")
+    entries = {}
+    for label, settings in value.items():
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{key}.{label}: expected a mapping of settings, got {settings!r}")
+        entries[str(label)] = dict(settings)
+    return entries
+
+
+def _seeds(raw: dict[str, Any]) -> list[int]:
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"seeds: expected a list of integers, got {seeds!r}")
+    return seeds
+
+
+def _model_settings(label: str, settings: dict[str, Any], defaults: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = settings.pop("memory", label)
+    if not isinstance(name, str):
+        raise ConfigError(f"memories.{label}.memory: expected a registry name, got {name!r}")
+    cls = memories.MEMORIES.get(name)
+    accepted = {f.name for f in dataclasses.fields(cls.config_class)}
+    merged = {k: v for k, v in defaults.items() if k in accepted}
+    merged.update(settings)
+    config = memories.config_for(name, merged, where=f"memories.{label}")
+    return name, as_dict(config)
+
+
+def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: bool = True) -> Suite:
+    """Validate a suite mapping completely and plan it into run specs."""
+    unknown = [key for key in raw if key not in SUITE_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown suite key {unknown[0]!r}{suggest(unknown[0], list(SUITE_KEYS))}; valid keys: {', '.join(SUITE_KEYS)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"name: expected a plain suite name, got {name!r}")
+    data_root = data_root or raw.get("data_root")
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"defaults: expected a mapping of model settings, got {defaults!r}")
+    try:
+        train = as_dict(from_mapping(TrainConfig, raw.get("train"), "train"))
+        model_entries = _entries(raw, "memories")
+        known_keys = set()
+        model_configs = {}
+        for label, settings in model_entries.items():
+            model_name, config = _model_settings(label, settings, defaults)
+            model_configs[label] = (model_name, config)
+            known_keys |= set(config)
+        stray = [key for key in defaults if key not in known_keys]
+        if stray:
+            raise ConfigError(f"defaults: key {stray[0]!r} is not a setting of any memory in the suite")
+        dataset_objects = {}
+        for label, settings in _entries(raw, "datasets").items():
+            dataset_objects[label] = (datasets.create(label, data_root, **settings), settings)
+        benchmark_configs = {}
+        for label, settings in _entries(raw, "benchmarks").items():
+            cls = BENCHMARKS.get(label)
+            benchmark_configs[label] = as_dict(from_mapping(cls.config_class, settings, f"benchmarks.{label}"))
+        seeds = _seeds(raw)
+    except RegistryError as error:
+        raise ConfigError(str(error)) from None
+
+    if check_data:
+        for label, (dataset, _) in dataset_objects.items():
+            dataset.check_available()
+            for model_label, (_, config) in model_configs.items():
+                for split in ("train", "test"):
+                    size = len(dataset.split(split))
+                    try:
+                        check_episode_length(size, config["episode_length"], f"memories.{model_label}")
+                    except EpisodeLengthError as error:
+                        raise ConfigError(f"{error} of dataset {label!r}") from None
+
+    runs = []
+    for dataset_label, (dataset, dataset_settings) in dataset_objects.items():
+        for model_label, (model_name, model_config) in model_configs.items():
+            for benchmark_label, benchmark_config in benchmark_configs.items():
+                for seed in seeds:
+                    runs.append(
+                        RunSpec(
+                            suite=name,
+                            memory=model_label,
+                            memory_class=model_name,
+                            memory_config=model_config,
+                            dataset=dataset_label,
+                            dataset_config=as_dict(dataset.config),
+                            benchmark=benchmark_label,
+                            benchmark_config=benchmark_config,
+                            train_config=train,
+                            seed=seed,
+                            data_root=str(data_root) if data_root else None,
+                        )
+                    )
+    resources = raw.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise ConfigError(f"resources: expected a mapping, got {resources!r}")
+    return Suite(name=name, description=str(raw.get("description", "")), runs=tuple(runs), resources=resources)
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None, data_root: str | None = None) -> Suite:
+    """Read, override, validate and plan a suite file."""
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    try:
+        return build_suite(raw, data_root)
+    except DataMissingError as error:
+        raise ConfigError(str(error)) from None
+
+
+__all__ = ["RunSpec", "Suite", "apply_overrides", "build_suite", "load_suite", "load_yaml"]
