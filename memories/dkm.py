@@ -146,8 +146,10 @@ class DynamicMemory(nn.Module):
         betas, step_kls = [], []
         for start in range(0, length, step):
             piece = codes[:, start : start + step]
-            if use_checkpoint:
-                mean, covariance, beta, step_kl = checkpoint(self._write_steps, mean, covariance, piece, use_reentrant=False)
+            if use_checkpoint:  # the write draws no random numbers: no RNG state to preserve
+                mean, covariance, beta, step_kl = checkpoint(
+                    self._write_steps, mean, covariance, piece, use_reentrant=False, preserve_rng_state=False
+                )
             else:
                 mean, covariance, beta, step_kl = self._write_steps(mean, covariance, piece)
             betas.append(beta)
@@ -194,11 +196,16 @@ class DynamicMemory(nn.Module):
 class DKM(MemoryModel):
     """Dynamic Kanerva Machine: sequential Bayesian writes with least-squares addressing."""
 
+    config: DKMConfig
     config_class = DKMConfig
     has_memory_prior = True
-    energy_definition = "-ln p(x | R_Tᵀμ) + KL(N(μ, σ_w² I) ‖ p(w)) with μ the ridge weights of e(x): the single-item NELBO"
+    energy_definition = (
+        "-ln p(x | R_Tᵀμ) + KL(N(μ, σ_w² I) ‖ p(w)) with μ the ridge weights of e(x): the single-item NELBO"
+    )
 
-    def __init__(self, config: DKMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: DKMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__(config, image_shape, likelihood)
         self.encoder = self.make_encoder(config.code_size)
         self.decoder = self.make_decoder(config.code_size)
@@ -245,7 +252,9 @@ class DKM(MemoryModel):
     def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
         """w ~ N(0, σ_0² I) ``[B, n, K]``, z = R_Tᵀw, decode, then ``steps`` iterative reads."""
         mean = state.mean
-        weights = self.config.weight_prior_std * torch.randn(mean.shape[0], n, mean.shape[1], dtype=mean.dtype, device=mean.device)
+        weights = self.config.weight_prior_std * torch.randn(
+            mean.shape[0], n, mean.shape[1], dtype=mean.dtype, device=mean.device
+        )
         return self.refine_samples(self.decode_items(self.decoder, weights @ mean).mean, state, steps)
 
     def energy(self, queries: Tensor, state: MatrixNormalState) -> Tensor:

@@ -47,7 +47,9 @@ class MatrixNormalState:
         return self.mean.shape[-1]
 
 
-def batch_write(state: MatrixNormalState, weights: Tensor, codes: Tensor, noise_var: float | Tensor) -> MatrixNormalState:
+def batch_write(
+    state: MatrixNormalState, weights: Tensor, codes: Tensor, noise_var: float | Tensor
+) -> MatrixNormalState:
     """Posterior after observing codes ``[B, T, C]`` at weights ``[B, T, K]`` in one step (A.2).
 
     Σ_c = W U, Σ_z = W U Wᵀ + σ_ξ² I_T, R' = R + Σ_cᵀ Σ_z⁻¹ (Z − W R), U' = U − Σ_cᵀ Σ_z⁻¹ Σ_c, with
@@ -76,7 +78,8 @@ def rank_one_write(
 
     g = U w, s = wᵀg + σ_ξ², δ = z − Rᵀw; R ← R + g δᵀ/s, U ← U − g gᵀ/s, then diag(U) clipped to
     ``clip`` (None: no clipping) and symmetrised. Returns the new state, β = wᵀUw/s ``[B]`` and the
-    step's KL(q_t ‖ q_{t−1}) = ½[(β/s)‖δ‖² − Cβ − C ln(1 − β)] ``[B]`` (§1.1(3), before clipping).
+    step's KL(q_t ‖ q_{t−1}) = ½[(β/s)‖δ‖² − Cβ − C ln(1 − β)] ``[B]`` (§1.1(3), before clipping; the
+    log term is evaluated as log1p(wᵀUw/σ_ξ²), exact and finite even where β rounds to 1).
     """
     mean, covariance = state.mean, state.covariance
     gain = (covariance @ weight.unsqueeze(-1)).squeeze(-1)  # g = U w [B, K]
@@ -90,9 +93,9 @@ def rank_one_write(
         diagonal = new_covariance.diagonal(dim1=-2, dim2=-1).clamp(*clip)
         new_covariance = torch.diagonal_scatter(new_covariance, diagonal, dim1=-2, dim2=-1)
     code_size = code.shape[-1]
-    step_kl = 0.5 * (
-        beta / total * residual.square().sum(-1) - code_size * beta - code_size * torch.log1p(-beta)
-    )
+    # −ln(1 − β) = ln(s/σ_ξ²) = log1p(wᵀUw/σ_ξ²): finite even where β rounds to 1 (§10.2).
+    log_shrink = torch.log1p(explained / noise_var)
+    step_kl = 0.5 * (beta / total * residual.square().sum(-1) - code_size * beta + code_size * log_shrink)
     return MatrixNormalState(new_mean, symmetrize(new_covariance)), beta, step_kl
 
 
@@ -124,7 +127,9 @@ def address(codes: Tensor, memory: Tensor, ridge: float | Tensor, form: str = "r
     raise ValueError(f"unknown addressing {form!r}; choose one of {', '.join(ADDRESSINGS)}")
 
 
-def _matrix_normal_kl(posterior: MatrixNormalState, prior_mean: Tensor, prior_covariance: Tensor, posterior_logdet: Tensor) -> Tensor:
+def _matrix_normal_kl(
+    posterior: MatrixNormalState, prior_mean: Tensor, prior_covariance: Tensor, posterior_logdet: Tensor
+) -> Tensor:
     """KL of A.7 given ln|U| of the posterior (exact or approximated by the caller)."""
     memory_size, code_size = posterior.mean.shape[-2:]
     difference = posterior.mean - prior_mean
@@ -138,7 +143,9 @@ def _matrix_normal_kl(posterior: MatrixNormalState, prior_mean: Tensor, prior_co
         trace = torch.linalg.solve_triangular(prior_factor, posterior_factor, upper=False).square().sum((-2, -1))
         quadratic = torch.linalg.solve_triangular(prior_factor, difference, upper=False).square().sum((-2, -1))
         prior_logdet = 2.0 * torch.log(prior_factor.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    return 0.5 * (code_size * trace + quadratic - memory_size * code_size + code_size * (prior_logdet - posterior_logdet))
+    return 0.5 * (
+        code_size * trace + quadratic - memory_size * code_size + code_size * (prior_logdet - posterior_logdet)
+    )
 
 
 def matrix_normal_kl(posterior: MatrixNormalState, prior_mean: Tensor, prior_covariance: Tensor) -> Tensor:
@@ -152,7 +159,9 @@ def matrix_normal_kl(posterior: MatrixNormalState, prior_mean: Tensor, prior_cov
     return _matrix_normal_kl(posterior, prior_mean, prior_covariance, logdet)
 
 
-def diagonal_logdet_matrix_normal_kl(posterior: MatrixNormalState, prior_mean: Tensor, prior_covariance: Tensor) -> Tensor:
+def diagonal_logdet_matrix_normal_kl(
+    posterior: MatrixNormalState, prior_mean: Tensor, prior_covariance: Tensor
+) -> Tensor:
     """A.7 with ln|U| replaced by Σ_k ln U_kk ``[B]`` (the official DKM module's shortcut, with the ½).
 
     By Hadamard's inequality ln|U| ≤ Σ ln U_kk, so this never exceeds :func:`matrix_normal_kl`

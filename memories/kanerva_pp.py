@@ -14,7 +14,8 @@ and stride-2 transposed convolutions produce the grid. Read key y ∈ R³ per it
 q(y|x) = N(μ_y(h), σ_y²(h)), p(y) = N(0, I); scale s = s_min + (s_max − s_min)·sigmoid(y₁), shifts
 (u, v) = tanh(y₂,₃)·(1 − s), θ = [[s, 0, u], [0, s, v]]; the block ``[C_m, b, b]`` is read with
 ``F.affine_grid`` + bilinear ``F.grid_sample`` (same ``align_corners``), always inside the grid.
-Prior head on the block -> p(z | M, y) = N(μ_p, σ_p²); posterior head on h -> q(z|x).
+Prior head on the block (a stride-2 conv and a two-layer MLP) -> p(z | M, y) = N(μ_p, diag σ_p²);
+linear posterior head on h -> q(z|x) = N(μ_q, diag σ_q²).
 Objective per image (mean over B·T): −ln p(x|z) + KL(q(z|x) ‖ p(z|M, y)) + KL(q(y|x) ‖ N(0, I)),
 one sample each, M written from the same episode: a memory-conditional bound (§8.1).
 Read-out (``read``, denoising, generation): y = μ_y(x), z = mean of p(z | M, y)
@@ -71,7 +72,7 @@ class KanervaPPConfig(ModelConfig):
             "block_size",
             f"a {self.block_size}×{self.block_size} block does not fit a {self.grid_size}×{self.grid_size} grid",
         )
-        require(0 < self.scale_min, "scale_min", f"must be positive, got {self.scale_min}")
+        require(self.scale_min > 0, "scale_min", f"must be positive, got {self.scale_min}")
         require(
             self.scale_min <= self.scale_max <= 1.0,
             "scale_max",
@@ -113,7 +114,9 @@ def read_blocks(grid: Tensor, theta: Tensor, block_size: int, align_corners: boo
     grid_sample call, so the memory is never copied T times."""
     batch, length = theta.shape[:2]
     channels = grid.shape[1]
-    sampling = F.affine_grid(theta.flatten(0, 1), [batch * length, channels, block_size, block_size], align_corners=align_corners)
+    sampling = F.affine_grid(
+        theta.flatten(0, 1), [batch * length, channels, block_size, block_size], align_corners=align_corners
+    )
     sampling = sampling.reshape(batch, length * block_size, block_size, 2)
     blocks = F.grid_sample(grid, sampling, mode="bilinear", padding_mode="border", align_corners=align_corners)
     return blocks.reshape(batch, channels, length, block_size, block_size).transpose(1, 2)
@@ -141,7 +144,11 @@ class EpisodeWriter(nn.Module):
         self.project = nn.Linear(config.writer_hidden_size, channels * start * start)
         layers: list[nn.Module] = []
         for _ in range(stages):
-            layers += [nn.GroupNorm(1, channels), nn.SiLU(), nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)]
+            layers += [
+                nn.GroupNorm(1, channels),
+                nn.SiLU(),
+                nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1),
+            ]
         layers += [nn.GroupNorm(1, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1)]
         self.generator = nn.Sequential(*layers)
 
@@ -156,7 +163,7 @@ class BlockPrior(nn.Module):
     def __init__(self, config: KanervaPPConfig):
         super().__init__()
         reduced = (config.block_size + 1) // 2
-        inner = 32
+        inner = 32  # channels of the stride-2 conv that summarises the block
         self.body = nn.Sequential(
             nn.Conv2d(config.grid_channels, inner, 3, stride=2, padding=1),
             nn.SiLU(),
@@ -174,10 +181,13 @@ class BlockPrior(nn.Module):
 class KanervaPP(MemoryModel):
     """Kanerva++-style: deterministic grid writer, stochastic spatial-transformer block reads, no KL(M)."""
 
+    config: KanervaPPConfig
     config_class = KanervaPPConfig
     energy_definition = "-ln p(x | z) at z = mean of p(z | M, y = mean of q(y|x)) (read_from='prior')"
 
-    def __init__(self, config: KanervaPPConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: KanervaPPConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__(config, image_shape, likelihood)
         size = config.code_size
         self.encoder = self.make_encoder(size)  # h = e(x), shared by writer, key and posterior heads
@@ -212,7 +222,10 @@ class KanervaPP(MemoryModel):
 
     def loss(self, episode: Tensor) -> LossTerms:
         features = self.encode(episode)
-        terms = {name: value.mean() for name, value in self._terms(episode, features, GridState(self.writer(features))).items()}
+        terms = {
+            name: value.mean()
+            for name, value in self._terms(episode, features, GridState(self.writer(features))).items()
+        }
         return LossTerms(total=sum(terms.values(), torch.zeros((), device=episode.device)), terms=terms)
 
     def write(self, episode: Tensor) -> GridState:

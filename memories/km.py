@@ -100,7 +100,9 @@ class KanervaMemory(nn.Module):
         super().__init__()
         self.config = config
         key_size, hidden = config.key_size, config.head_hidden_size
-        self.prior = DiagonalMatrixNormalPrior(config.memory_size, config.code_size, per_slot_variance=True, variance=config.prior_variance)
+        self.prior = DiagonalMatrixNormalPrior(
+            config.memory_size, config.code_size, per_slot_variance=True, variance=config.prior_variance
+        )
         log_noise_std = torch.tensor(math.log(config.write_noise_std))
         if config.learn_write_noise:
             self.log_noise_std = nn.Parameter(log_noise_std)
@@ -147,18 +149,23 @@ class KanervaMemory(nn.Module):
 class KM(MemoryModel):
     """Kanerva Machine: exact batch Bayesian write, stochastic addressing latent y, memory prior on z."""
 
+    config: KMConfig
     config_class = KMConfig
     has_memory_prior = True
     energy_definition = "-ln p(x | z) at z = mean of q(z | x, y = mean of q(y|x), M = R')"
 
-    def __init__(self, config: KMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: KMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__(config, image_shape, likelihood)
         size, hidden = config.code_size, config.head_hidden_size
         self.encoder = self.make_encoder(size)  # h = e(x), C features
         self.decoder = self.make_decoder(size)
         self.memory = KanervaMemory(config)
         self.write_code_head = nn.Linear(size, 2 * size)  # memory-free q_w(z|x) for writing
-        self.posterior_head = nn.Sequential(nn.Linear(2 * size, hidden), nn.SiLU(), nn.Linear(hidden, 2 * size))  # q(z|x,y,M)
+        self.posterior_head = nn.Sequential(
+            nn.Linear(2 * size, hidden), nn.SiLU(), nn.Linear(hidden, 2 * size)
+        )  # q(z|x,y,M)
 
     def encode(self, images: Tensor) -> Tensor:
         """Features h = e(x) ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
@@ -180,7 +187,9 @@ class KM(MemoryModel):
         weights = self.memory.weights(keys)
         return self.memory.write_weighted(weights, codes), weights, key_mean, key_log_var
 
-    def _read_terms(self, queries: Tensor, features: Tensor, weights: Tensor, state: MatrixNormalState) -> dict[str, Tensor]:
+    def _read_terms(
+        self, queries: Tensor, features: Tensor, weights: Tensor, state: MatrixNormalState
+    ) -> dict[str, Tensor]:
         """Reconstruction NLL and KL(z) ``[B, Tq]`` at one sample of M (or R') and of z."""
         memory = sample_matrix_normal(state) if self.config.sample_memory else state.mean
         readout = weights @ memory  # mean of p(z | y, M) [B, Tq, C]

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.datasets.base import DataMissingError, DatasetConfig, ImageDataset, ImageSplit, register_dataset
-from benchmarks.datasets.torchvision_sets import evaluation_split
+from benchmarks.datasets.torchvision_sets import evaluation_split, torchvision_errors
 from memories.configuration import require
 
 CHARDATA = "chardata.mat"
@@ -96,19 +96,26 @@ class Omniglot(ImageDataset):
         sources = self.locate()
         if sources.chardata is not None or sources.background:
             return
+        images = "images_background/ or images_background*.zip in torchvision's layout"
+        expected = {"auto": f"{CHARDATA}, or {images}", "chardata": CHARDATA, "images": images}[self.config.source]
         if self.config.download and self.config.source != "chardata":
-            download_images(self.directory)
+            with torchvision_errors(self.registry_name, self.directory, expected):
+                download_images(self.directory)
             if self.locate().background:
                 return
-        expected = {
-            "auto": f"{CHARDATA}, or images_background/ or images_background*.zip in torchvision's layout",
-            "chardata": CHARDATA,
-            "images": "images_background/ or images_background*.zip in torchvision's layout",
-        }[self.config.source]
-        hint = "" if self.config.source == "chardata" else "set download: true to fetch torchvision's Omniglot zips"
+        hint = "also searched omniglot-py/ there"
+        if self.config.source != "chardata":
+            hint += "; set download: true to fetch torchvision's Omniglot zips"
         raise DataMissingError(self.registry_name, self.directory, expected, hint=hint)
 
     def load_split(self, split: str) -> ImageSplit:
+        train, test = self.pools
+        valid_size = self.config.valid_size or round(self.config.valid_fraction * len(train))
+        return evaluation_split(split, train, test, valid_size)
+
+    @functools.cached_property
+    def pools(self) -> tuple[ImageSplit, ImageSplit]:
+        """The binarized training pool (valid not yet held out) and test split, built once per instance."""
         self.check_available()
         sources, config = self.locate(), self.config
         if sources.chardata is not None:
@@ -117,8 +124,7 @@ class Omniglot(ImageDataset):
             train, train_labels, test, test_labels = read_image_splits(
                 sources.background, sources.evaluation, config.test_character_fraction
             )
-        valid_size = config.valid_size or round(config.valid_fraction * len(train))
-        return evaluation_split(split, self.binarize(train, train_labels), self.binarize(test, test_labels), valid_size)
+        return self.binarize(train, train_labels), self.binarize(test, test_labels)
 
     def binarize(self, grey: Tensor, labels: Tensor | None) -> ImageSplit:
         """Grey levels ``[N, 1, 28, 28]`` in [0, 1] (strokes = 1) as a binary or dynamically binarized split."""
