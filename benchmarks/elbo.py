@@ -97,7 +97,9 @@ class ELBOBenchmark(Benchmark):
             "samples": config.samples,
             "mode": "eval, no gradient; memory written from the scored episode",
             "nelbo_cond": "reconstruction + per-item KL terms",
-            "nelbo_full": "nelbo_cond + KL(q(M)||p(M))/T" if model.has_memory_prior else "not applicable: no memory prior",
+            "nelbo_full": "nelbo_cond + KL(q(M)||p(M))/T"
+            if model.has_memory_prior
+            else "not applicable: no memory prior",
             "unit": unit,
         }
         return outcome

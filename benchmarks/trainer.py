@@ -51,7 +51,9 @@ class TrainConfig:
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(self.grad_clip > 0, "grad_clip", f"must be positive, got {self.grad_clip}")
         require(self.validate_every >= 0, "validate_every", f"must be >= 0, got {self.validate_every}")
-        require(self.validation_episodes > 0, "validation_episodes", f"must be positive, got {self.validation_episodes}")
+        require(
+            self.validation_episodes > 0, "validation_episodes", f"must be positive, got {self.validation_episodes}"
+        )
         require(self.checkpoint_every > 0, "checkpoint_every", f"must be positive, got {self.checkpoint_every}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
 
@@ -90,7 +92,9 @@ def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
 
 
 @torch.no_grad()
-def validation_nelbo(model: MemoryModel, episodes: torch.Tensor, split: ImageSplit, device: torch.device, batch: int) -> float:
+def validation_nelbo(
+    model: MemoryModel, episodes: torch.Tensor, split: ImageSplit, device: torch.device, batch: int
+) -> float:
     """Mean NELBO-cond (nats/image) over fixed validation episodes, in eval mode."""
     was_training = model.training
     model.eval()
@@ -133,7 +137,9 @@ def train(
     episode_length = model.config.episode_length
     valid_episodes = None
     if valid_split is not None and len(valid_split) >= episode_length:
-        valid_episodes = fixed_episodes(valid_split, episode_length, seed=seed + 1, max_episodes=config.validation_episodes)
+        valid_episodes = fixed_episodes(
+            valid_split, episode_length, seed=seed + 1, max_episodes=config.validation_episodes
+        )
 
     step, curve = 0, []
     checkpoint_path = run_dir / CHECKPOINT
@@ -161,7 +167,9 @@ def train(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.steps, initial=step, disable=not show, desc=f"train {model.registry_name}", unit="step")
     while step < config.steps:
-        indices = random_episodes(train_split, episode_length, config.batch_episodes, generator, config.classes_per_episode)
+        indices = random_episodes(
+            train_split, episode_length, config.batch_episodes, generator, config.classes_per_episode
+        )
         episode = train_split.images(indices, generator).to(device)
         terms = model.loss(episode)
         optimizer.zero_grad(set_to_none=True)
@@ -174,10 +182,9 @@ def train(
         optimizer.step()
         step += 1
         row = {"step": step, "loss": loss, **{f"loss/{k}": float(v.detach()) for k, v in terms.terms.items()}}
-        if valid_episodes is not None and (
-            step == config.steps or (config.validate_every and step % config.validate_every == 0)
-        ):
-            row["valid_nelbo_cond"] = validation_nelbo(model, valid_episodes, valid_split, device, config.batch_episodes)  # type: ignore[arg-type]
+        due = step == config.steps or (config.validate_every and step % config.validate_every == 0)
+        if valid_split is not None and valid_episodes is not None and due:
+            row["valid_nelbo_cond"] = validation_nelbo(model, valid_episodes, valid_split, device, config.batch_episodes)
         curve.append(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.2f}")

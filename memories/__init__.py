@@ -16,9 +16,7 @@ from memories.registry import Registry, RegistryError
 
 BUILTIN_MODELS = ("memories.vae", "memories.gpm", "memories.km", "memories.dkm", "memories.kanerva_pp")
 
-MEMORIES: Registry[type[MemoryModel]] = Registry(
-    "memory", "memorybench.memories", builtin_modules=BUILTIN_MODELS
-)
+MEMORIES: Registry[type[MemoryModel]] = Registry("memory", "memorybench.memories", builtin_modules=BUILTIN_MODELS)
 register_memory = MEMORIES.register
 
 

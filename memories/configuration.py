@@ -46,7 +46,9 @@ def _coerce(value: Any, expected: Any, key: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(expected)
         if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}")
+            raise ConfigError(
+                f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}"
+            )
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):

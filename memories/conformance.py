@@ -89,7 +89,11 @@ def check_edge_sizes(name: str) -> None:
 def check_backward(name: str) -> None:
     model = build(name).train()
     model.loss(episode()).total.backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
     assert not missing, f"no finite gradient reaches: {', '.join(missing)}"
 
 

@@ -54,10 +54,14 @@ class GPMConfig(ModelConfig):
             "pseudo_inverse",
             f"{self.pseudo_inverse!r} is not one of {', '.join(PSEUDO_INVERSES)}",
         )
-        require(self.pseudo_inverse_steps >= 0, "pseudo_inverse_steps", f"must be >= 0, got {self.pseudo_inverse_steps}")
+        require(
+            self.pseudo_inverse_steps >= 0, "pseudo_inverse_steps", f"must be >= 0, got {self.pseudo_inverse_steps}"
+        )
         alpha = self.pseudo_inverse_alpha
         require(alpha is None or alpha > 0, "pseudo_inverse_alpha", f"must be positive, got {alpha}")
-        require(self.pseudo_inverse_ridge > 0, "pseudo_inverse_ridge", f"must be positive, got {self.pseudo_inverse_ridge}")
+        require(
+            self.pseudo_inverse_ridge > 0, "pseudo_inverse_ridge", f"must be positive, got {self.pseudo_inverse_ridge}"
+        )
         require(self.read_weight_std > 0, "read_weight_std", f"must be positive, got {self.read_weight_std}")
 
     @property
@@ -87,7 +91,9 @@ class PseudoInverseMemory(nn.Module):
     def pinv(self, matrix: Tensor) -> Tensor:
         """The configured pseudo-inverse ``[..., m, n] -> [..., n, m]``."""
         c = self.config
-        return pseudo_inverse(matrix, c.pseudo_inverse, steps=c.pseudo_inverse_steps, alpha=c.alpha, ridge=c.pseudo_inverse_ridge)
+        return pseudo_inverse(
+            matrix, c.pseudo_inverse, steps=c.pseudo_inverse_steps, alpha=c.alpha, ridge=c.pseudo_inverse_ridge
+        )
 
     def _noise(self, like: Tensor) -> Tensor:
         return self.config.write_noise_std * torch.randn_like(like)
@@ -138,7 +144,9 @@ class GPM(MemoryModel):
     config_class = GPMConfig
     energy_definition = "-ln p(x | W̄M) + ||e(x) - W̄M||² with W̄ = e(x)M⁺ (GPM §2.4)"
 
-    def __init__(self, config: GPMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: GPMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__(config, image_shape, likelihood)
         self.encoder = self.make_encoder(config.code_size)
         self.decoder = self.make_decoder(config.code_size)

@@ -44,9 +44,7 @@ class BernoulliReconstruction(Reconstruction):
 
     def log_prob(self, images: Tensor) -> Tensor:
         # From logits, never log(sigmoid + eps): that caps the loss and kills gradients (§10.9).
-        per_pixel = F.binary_cross_entropy_with_logits(
-            self.logits, images.to(self.logits.dtype), reduction="none"
-        )
+        per_pixel = F.binary_cross_entropy_with_logits(self.logits, images.to(self.logits.dtype), reduction="none")
         return -per_pixel.flatten(-3).sum(-1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
@@ -112,9 +110,7 @@ class DiscretizedLogisticMixture(Reconstruction):
             torch.log(bin_mass.clamp(min=1e-12)),
             log_pdf_mid - math.log(127.5),
         )
-        log_probs = torch.where(
-            x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_minus, interior)
-        )
+        log_probs = torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_minus, interior))
         per_mixture = log_probs.sum(-2) + F.log_softmax(logit_mix, dim=-1)  # [..., H, W, K]
         return torch.logsumexp(per_mixture, dim=-1).flatten(-2).sum(-1)
 
@@ -130,7 +126,9 @@ class DiscretizedLogisticMixture(Reconstruction):
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         logit_mix, means, log_scales, coeffs = self._split()
         device = self.params.device
-        gumbel = -torch.log(-torch.log(torch.rand(logit_mix.shape, generator=generator, device=device).clamp(1e-10, 1.0)))
+        gumbel = -torch.log(
+            -torch.log(torch.rand(logit_mix.shape, generator=generator, device=device).clamp(1e-10, 1.0))
+        )
         choice = F.one_hot((logit_mix + gumbel).argmax(-1), self.n_mix).unsqueeze(-2).to(means.dtype)
         mean = (means * choice).sum(-1)
         log_scale = (log_scales * choice).sum(-1)

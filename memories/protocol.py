@@ -86,7 +86,9 @@ class MemoryModel(nn.Module):
     supports_generation: ClassVar[bool] = True
     energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"
 
-    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
@@ -139,7 +141,9 @@ class MemoryModel(nn.Module):
         read weights/keys, refined by ``steps`` iterative reads."""
         raise NotImplementedError
 
-    def iterative_read(self, queries: Tensor, state: Any, steps: int, threshold: float | None = 0.5) -> list[Reconstruction]:
+    def iterative_read(
+        self, queries: Tensor, state: Any, steps: int, threshold: float | None = 0.5
+    ) -> list[Reconstruction]:
         """Attractor dynamics: read, feed the output back as the next query, ``steps`` times.
 
         Queries ``[B, Tq, C, H, W]``; returns one reconstruction per step. For binary data the
@@ -181,7 +185,9 @@ def binarize(images: Tensor, threshold: float = 0.5) -> Tensor:
 def check_episode(episode: Tensor, model: MemoryModel) -> None:
     """Raise ValueError unless ``episode`` is ``[B, T, *image_shape]``."""
     if episode.dim() != 5 or tuple(episode.shape[2:]) != model.image_shape:
-        raise ValueError(f"expected an episode [B, T, {', '.join(map(str, model.image_shape))}], got {list(episode.shape)}")
+        raise ValueError(
+            f"expected an episode [B, T, {', '.join(map(str, model.image_shape))}], got {list(episode.shape)}"
+        )
 
 
 __all__ = [

@@ -90,8 +90,7 @@ class Registry(Generic[T]):
         if name not in self._entries:
             choices = self.available()
             raise RegistryError(
-                f"unknown {self.kind} {name!r}{suggest(name, choices)}; "
-                f"available: {', '.join(choices) or '(none)'}"
+                f"unknown {self.kind} {name!r}{suggest(name, choices)}; available: {', '.join(choices) or '(none)'}"
             )
         return self._entries[name]
 

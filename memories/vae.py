@@ -38,7 +38,9 @@ class VAE(MemoryModel):
     config_class = VAEConfig
     energy_definition = "-ln p(x | z = mean of q(z|x)): the decoder's NLL at the posterior mean"
 
-    def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"):
+    def __init__(
+        self, config: VAEConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
+    ):
         super().__init__(config, image_shape, likelihood)
         self.encoder = self.make_encoder(2 * config.code_size)
         self.decoder = self.make_decoder(config.code_size)

@@ -72,4 +72,7 @@ def run_inline(runs: list[PlannedRun], progress: bool | None = None) -> None:
         print(f"[{index}/{len(runs)}] {run.action} {run.spec.run_id}", flush=True)
         result = execute_run(run.spec, run.run_dir, progress=progress)
         detail = result.get("error") or result.get("reason") or ""
-        print(f"[{index}/{len(runs)}] {result['status']} {run.spec.run_id} ({result['wall_time_s']:.1f} s) {detail}".rstrip(), flush=True)
+        print(
+            f"[{index}/{len(runs)}] {result['status']} {run.spec.run_id} ({result['wall_time_s']:.1f} s) {detail}".rstrip(),
+            flush=True,
+        )

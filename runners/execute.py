@@ -79,7 +79,9 @@ def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
         write_status(run_dir, "pending", run_id=spec.run_id, attempts=0)
 
 
-def execute_run(spec: RunSpec, run_dir: str | Path, progress: bool | None = None, log_path: str | None = None) -> dict[str, Any]:
+def execute_run(
+    spec: RunSpec, run_dir: str | Path, progress: bool | None = None, log_path: str | None = None
+) -> dict[str, Any]:
     """Run ``spec`` in ``run_dir`` and return its result (also written to ``result.json``)."""
     run_dir = Path(run_dir)
     prepare_run_dir(spec, run_dir)
@@ -113,14 +115,18 @@ def execute_run(spec: RunSpec, run_dir: str | Path, progress: bool | None = None
     result["wall_time_s"] = round(time.perf_counter() - started, 3)
     result["finished"] = now()
     atomic_write_json(run_dir / RESULT_FILE, result)
-    write_status(run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"])
+    write_status(
+        run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
+    )
     return result
 
 
 def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | None) -> dict[str, Any]:
     model_class = memories.MEMORIES.get(spec.memory_class)
     benchmark_class = BENCHMARKS.get(spec.benchmark)
-    benchmark = benchmark_class(from_mapping(benchmark_class.config_class, spec.benchmark_config, f"benchmarks.{spec.benchmark}"))
+    benchmark = benchmark_class(
+        from_mapping(benchmark_class.config_class, spec.benchmark_config, f"benchmarks.{spec.benchmark}")
+    )
     reason = benchmark.not_applicable(model_class)
     if reason:
         return {"status": "not_applicable", "reason": reason, "metrics": {}}
@@ -142,11 +148,17 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
             device=device,
             progress=progress,
         )
-        extra = {"start_step": outcome.start_step, "train_steps": outcome.steps, "train_time_s": round(outcome.wall_time_s, 3)}
+        extra = {
+            "start_step": outcome.start_step,
+            "train_steps": outcome.steps,
+            "train_time_s": round(outcome.wall_time_s, 3),
+        }
         if outcome.curve:
             extra["final_train_loss"] = outcome.curve[-1]["loss"]
     model.to(device).eval()
-    context = BenchmarkContext(model=model, dataset=dataset, run_dir=run_dir, seed=spec.seed, device=device, progress=bool(progress))
+    context = BenchmarkContext(
+        model=model, dataset=dataset, run_dir=run_dir, seed=spec.seed, device=device, progress=bool(progress)
+    )
     evaluated = benchmark.run(context)
     return {
         "status": "done",
@@ -158,4 +170,3 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
         "files": evaluated.files,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-

@@ -49,8 +49,7 @@ def run_state(run_dir: Path) -> tuple[str, str]:
     """(state, reason) of a run directory from its files: result.json wins over status.json."""
     result = read_result(run_dir)
     if result is not None:
-        status = str(result.get("status", "done"))
-        return status, str(result.get("reason") or result.get("error") or "")
+        return str(result.get("status", "done")), str(result.get("reason") or result.get("error") or "")
     status = read_json(run_dir / STATUS_FILE)
     if status is None:
         return "pending", ""

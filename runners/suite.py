@@ -29,7 +29,18 @@ from benchmarks.trainer import TrainConfig
 from memories.configuration import ConfigError, as_dict, from_mapping
 from memories.registry import RegistryError, suggest
 
-SUITE_KEYS = ("name", "description", "seeds", "data_root", "defaults", "memories", "datasets", "benchmarks", "train", "resources")
+SUITE_KEYS = (
+    "name",
+    "description",
+    "seeds",
+    "data_root",
+    "defaults",
+    "memories",
+    "datasets",
+    "benchmarks",
+    "train",
+    "resources",
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,11 @@ def _seeds(raw: dict[str, Any]) -> list[int]:
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise ConfigError(f"seeds: expected a list of integers, got {seeds!r}")
     return seeds
 
@@ -177,7 +192,9 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
     """Validate a suite mapping completely and plan it into run specs."""
     unknown = [key for key in raw if key not in SUITE_KEYS]
     if unknown:
-        raise ConfigError(f"unknown suite key {unknown[0]!r}{suggest(unknown[0], list(SUITE_KEYS))}; valid keys: {', '.join(SUITE_KEYS)}")
+        raise ConfigError(
+            f"unknown suite key {unknown[0]!r}{suggest(unknown[0], list(SUITE_KEYS))}; valid keys: {', '.join(SUITE_KEYS)}"
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ConfigError(f"name: expected a plain suite name, got {name!r}")
@@ -199,7 +216,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
             raise ConfigError(f"defaults: key {stray[0]!r} is not a setting of any memory in the suite")
         dataset_objects = {}
         for label, settings in _entries(raw, "datasets").items():
-            dataset_objects[label] = (datasets.create(label, data_root, **settings), settings)
+            dataset_objects[label] = datasets.create(label, data_root, **settings)
         benchmark_configs = {}
         for label, settings in _entries(raw, "benchmarks").items():
             cls = BENCHMARKS.get(label)
@@ -209,7 +226,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
         raise ConfigError(str(error)) from None
 
     if check_data:
-        for label, (dataset, _) in dataset_objects.items():
+        for label, dataset in dataset_objects.items():
             dataset.check_available()
             for model_label, (_, config) in model_configs.items():
                 for split in ("train", "test"):
@@ -220,7 +237,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
                         raise ConfigError(f"{error} of dataset {label!r}") from None
 
     runs = []
-    for dataset_label, (dataset, dataset_settings) in dataset_objects.items():
+    for dataset_label, dataset in dataset_objects.items():
         for model_label, (model_name, model_config) in model_configs.items():
             for benchmark_label, benchmark_config in benchmark_configs.items():
                 for seed in seeds:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ ID_COLUMNS = ["memory", "dataset", "benchmark", "seed", "status"]
 
 def summary_table(run_dirs: Iterable[Path]) -> pd.DataFrame:
     """Runs × metrics (per-term breakdowns left out); missing runs show their state."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         result = read_result(run_dir)
         if result is None:
@@ -38,7 +39,9 @@ def summary_table(run_dirs: Iterable[Path]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    ordered = [c for c in ID_COLUMNS if c in table] + sorted(c for c in table if c not in ID_COLUMNS + ["note", "run_id"])
+    ordered = [c for c in ID_COLUMNS if c in table] + sorted(
+        c for c in table if c not in [*ID_COLUMNS, "note", "run_id"]
+    )
     ordered += [c for c in ("note",) if c in table and table[c].astype(bool).any()]
     return table[ordered]
 

@@ -79,18 +79,26 @@ BAD_SUITES = {
     "unknown memory": ({"memories": {"gmp": {}}}, "unknown memory 'gmp' (did you mean 'gpm'?)"),
     "unknown dataset": ({"datasets": {"mnist_fancy": {}}}, "unknown dataset 'mnist_fancy'"),
     "unknown benchmark": ({"benchmarks": {"elbow": {}}}, "unknown benchmark 'elbow' (did you mean 'elbo'?)"),
-    "unknown model key": ({"memories": {"gpm": {"memry_size": 4}}}, "memories.gpm: unknown key 'memry_size' (did you mean 'memory_size'?)"),
+    "unknown model key": (
+        {"memories": {"gpm": {"memry_size": 4}}},
+        "memories.gpm: unknown key 'memry_size' (did you mean 'memory_size'?)",
+    ),
     "wrong type": ({"memories": {"gpm": {"memory_size": "big"}}}, "memories.gpm.memory_size: expected an integer"),
     "impossible value": ({"memories": {"gpm": {"memory_size": 0}}}, "memories.gpm.memory_size: must be positive"),
     "unknown train key": ({"train": {"stpes": 3}}, "train: unknown key 'stpes' (did you mean 'steps'?)"),
     "unknown suite key": ({"memoires": {}}, "unknown suite key 'memoires'"),
-    "episode too long": ({"defaults": {"episode_length": 400, "code_size": 4, "network": "mlp"}}, "episode_length 400 is larger than the split"),
+    "episode too long": (
+        {"defaults": {"episode_length": 400, "code_size": 4, "network": "mlp"}},
+        "episode_length 400 is larger than the split",
+    ),
     "bad seeds": ({"seeds": "zero"}, "seeds: expected a list of integers"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_SUITES))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     change, expected = BAD_SUITES[case]
     suite = {**TINY_SUITE, **change}
     out = tmp_path / "results"
@@ -112,7 +120,9 @@ def test_missing_suite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "no such suite file" in capsys.readouterr().err
 
 
-def test_missing_data_files_name_dataset_directory_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_data_files_name_dataset_directory_and_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = {**TINY_SUITE, "datasets": {"binarized_mnist": {}}}
     out = tmp_path / "results"
     code = main(["run", str(write_suite(tmp_path, suite)), "--out", str(out), "--data-root", str(tmp_path / "nodata")])

@@ -82,10 +82,20 @@ def test_weight_kl_matches_the_closed_form() -> None:
 def test_stored_items_are_fixed_points_of_the_code_map() -> None:
     """§12.19: with exact pinv and σ_ξ = 0, reading a stored item returns d(e(x))."""
     torch.manual_seed(0)
-    model = memories.create(
-        "gpm", code_size=16, memory_size=8, episode_length=4, network="mlp", hidden_size=32,
-        pseudo_inverse="exact", write_noise_std=0.0,
-    ).double().eval()
+    model = (
+        memories.create(
+            "gpm",
+            code_size=16,
+            memory_size=8,
+            episode_length=4,
+            network="mlp",
+            hidden_size=32,
+            pseudo_inverse="exact",
+            write_noise_std=0.0,
+        )
+        .double()
+        .eval()
+    )
     x = (torch.rand(2, 4, 1, 28, 28) < 0.3).double()
     with torch.no_grad():
         state = model.write(x)

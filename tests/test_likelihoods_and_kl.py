@@ -51,8 +51,14 @@ def test_bits_per_dim_conversion() -> None:
 
 def test_diagonal_gaussian_kl_matches_monte_carlo() -> None:
     generator = torch.Generator().manual_seed(0)
-    mean_q, log_var_q = torch.randn(6, generator=generator, dtype=torch.float64), 0.5 * torch.randn(6, generator=generator, dtype=torch.float64)
-    mean_p, log_var_p = torch.randn(6, generator=generator, dtype=torch.float64), 0.5 * torch.randn(6, generator=generator, dtype=torch.float64)
+    mean_q, log_var_q = (
+        torch.randn(6, generator=generator, dtype=torch.float64),
+        0.5 * torch.randn(6, generator=generator, dtype=torch.float64),
+    )
+    mean_p, log_var_p = (
+        torch.randn(6, generator=generator, dtype=torch.float64),
+        0.5 * torch.randn(6, generator=generator, dtype=torch.float64),
+    )
     closed = float(diagonal_gaussian_kl(mean_q, log_var_q, mean_p, log_var_p))
     q = torch.distributions.Normal(mean_q, torch.exp(0.5 * log_var_q))
     p = torch.distributions.Normal(mean_p, torch.exp(0.5 * log_var_p))

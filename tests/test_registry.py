@@ -49,7 +49,9 @@ def test_entry_point_plugins_load_and_broken_ones_are_skipped(monkeypatch: pytes
         """A plugin model."""
 
     points = [FakeEntryPoint("plugged", PluginModel), FakeEntryPoint("broken", error=ImportError("no module named x"))]
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: points if group == "memorybench.plugins" else [])
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: points if group == "memorybench.plugins" else []
+    )
     registry: Registry[type] = Registry("plugin", "memorybench.plugins")
     with pytest.warns(UserWarning, match="broken"):
         assert registry.available() == ["plugged"]
@@ -78,5 +80,5 @@ def test_include_imports_a_model_file_that_registers_itself(tmp_path: Path) -> N
 
 
 def test_include_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.py"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.py"):
         import_user_module(str(tmp_path / "nope.py"))

@@ -28,9 +28,13 @@ def test_resume_continues_from_the_last_checkpoint_and_matches_an_uninterrupted_
     config = TrainConfig(steps=4, batch_episodes=2, checkpoint_every=2)
     first = train(tiny_model(), split, config, tmp_path / "a", progress=False)
     assert first.start_step == 0 and first.steps == 4
-    resumed = train(tiny_model(), split, TrainConfig(steps=6, batch_episodes=2, checkpoint_every=2), tmp_path / "a", progress=False)
+    resumed = train(
+        tiny_model(), split, TrainConfig(steps=6, batch_episodes=2, checkpoint_every=2), tmp_path / "a", progress=False
+    )
     assert resumed.start_step == 4 and resumed.steps == 6
-    straight = train(tiny_model(), split, TrainConfig(steps=6, batch_episodes=2, checkpoint_every=2), tmp_path / "b", progress=False)
+    straight = train(
+        tiny_model(), split, TrainConfig(steps=6, batch_episodes=2, checkpoint_every=2), tmp_path / "b", progress=False
+    )
     assert [round(r["loss"], 4) for r in resumed.curve] == [round(r["loss"], 4) for r in straight.curve]
 
 

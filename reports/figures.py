@@ -1,0 +1,181 @@
+"""Figures (seaborn/matplotlib, Agg backend), each saved as PNG and PDF under ``figures/``.
+
+Every figure function takes the loaded results and the output folder and returns the figures it
+made — an empty list when the benchmark files it needs are absent (a partial results tree is
+normal). Models keep one colour across all figures. Raw per-step files are read from the run
+directories (``train_curve.csv``, benchmark CSVs); only current runs (:mod:`reports.load`) count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from reports.load import Results  # noqa: E402
+from reports.paper_tables import metric_label  # noqa: E402
+
+DPI = 130
+MAX_CURVE_POINTS = 400  # long training curves are averaged into this many bins per run
+
+
+@dataclass
+class Figure:
+    stem: str  # file name without extension under figures/
+    title: str
+    caption: str
+    section: str = "Figures"
+
+    @property
+    def png(self) -> str:
+        return f"{self.stem}.png"
+
+    @property
+    def pdf(self) -> str:
+        return f"{self.stem}.pdf"
+
+
+def palette(models: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One fixed colour per model label (sorted), shared by every figure."""
+    names = sorted(set(models))
+    colours = sns.color_palette("colorblind", max(len(names), 1))
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def save(fig: plt.Figure, out: Path, stem: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
+    plt.close(fig)
+
+
+def run_csv(results: Results, name: str, benchmark: str | None = None) -> pd.DataFrame:
+    """Concatenate ``name`` from every current, done run (of ``benchmark``), with run identity columns."""
+    frames = []
+    runs = results.current_runs
+    runs = runs[runs["status"] == "done"]
+    if benchmark is not None:
+        runs = runs[runs["benchmark"] == benchmark]
+    for run in runs.itertuples(index=False):
+        path = Path(run.path) / name
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+        if frame.empty:
+            continue
+        for column in ("suite", "model", "dataset", "benchmark", "seed", "run_id"):
+            frame[column] = getattr(run, column)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def pick(frame: pd.DataFrame, *names: str) -> str | None:
+    """The first of ``names`` that is a column of ``frame``."""
+    return next((name for name in names if name in frame.columns), None)
+
+
+def slug(*parts: object) -> str:
+    text = "_".join(str(p) for p in parts if p not in (None, ""))
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+# ---------------------------------------------------------------------------- training
+def training_curves(results: Results, out: Path) -> list[Figure]:
+    """Training loss (and validation NELBO-cond) vs step, one panel per (suite, dataset)."""
+    curves = run_csv(results, "train_curve.csv")
+    if curves.empty or "step" not in curves or "loss" not in curves:
+        return []
+    curves = curves.drop_duplicates(["run_id", "step"])  # a resumed run may repeat steps
+    colours = palette(list(results.current_runs["model"]))
+    figures = []
+    for (suite, dataset), data in curves.groupby(["suite", "dataset"]):
+        binned = _bin_steps(data)
+        has_valid = "valid_nelbo_cond" in data and data["valid_nelbo_cond"].notna().any()
+        fig, axes = plt.subplots(1, 2 if has_valid else 1, figsize=(11 if has_valid else 6, 3.8), squeeze=False)
+        sns.lineplot(binned, x="step", y="loss", hue="model", palette=colours, errorbar=("ci", 95), ax=axes[0, 0])
+        axes[0, 0].set(title="training loss (per image)", ylabel="loss [nats/image]")
+        if _spans_decades(binned["loss"]):
+            axes[0, 0].set_yscale("log")
+        if has_valid:
+            valid = data.dropna(subset=["valid_nelbo_cond"])
+            sns.lineplot(valid, x="step", y="valid_nelbo_cond", hue="model", palette=colours, marker="o", ax=axes[0, 1])
+            axes[0, 1].set(title="validation NELBO-cond", ylabel="NELBO-cond")
+        seeds = data.groupby("model")["seed"].nunique()
+        fig.suptitle(f"{suite} · {dataset}: training curves (band: 95 % CI over {seeds.max()} seed(s))", fontsize=10)
+        stem = slug("training", suite, dataset)
+        save(fig, out, stem)
+        figures.append(Figure(stem, f"Training curves — {suite}, {dataset}", "Loss per training step (binned mean).", "Training"))
+    return figures
+
+
+def _bin_steps(data: pd.DataFrame) -> pd.DataFrame:
+    """Average long curves into at most MAX_CURVE_POINTS step bins per run."""
+    last = int(data["step"].max())
+    width = max(1, int(np.ceil(last / MAX_CURVE_POINTS)))
+    if width == 1:
+        return data
+    binned = data.assign(step=(data["step"] - 1) // width * width + width)
+    return binned.groupby(["model", "seed", "run_id", "step"], as_index=False)["loss"].mean()
+
+
+def _spans_decades(values: pd.Series) -> bool:
+    finite = values[np.isfinite(values)]
+    return bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() > 30
+
+
+# ---------------------------------------------------------------------------- ELBO
+def elbo_bars(results: Results, out: Path) -> list[Figure]:
+    """NELBO-cond and NELBO-full per model and dataset: bars = mean over seeds, dots = seeds."""
+    metrics = results.current_metrics
+    data = metrics[(metrics["benchmark"] == "elbo") & metrics["metric"].isin(["nelbo_cond", "nelbo_full"])]
+    data = data[np.isfinite(data["value"])]
+    if data.empty:
+        return []
+    colours = palette(list(results.current_runs["model"]))
+    figures = []
+    for (suite, dataset, unit), part in data.groupby(["suite", "dataset", "unit"]):
+        part = part.assign(metric=part["metric"].map(metric_label))
+        order = [m for m in ("NELBO-cond", "NELBO-full") if m in set(part["metric"])]
+        fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(order) * part["model"].nunique() / 2, 3.8))
+        sns.barplot(part, x="metric", y="value", hue="model", order=order, palette=colours, errorbar=None, alpha=0.8, ax=ax)
+        sns.stripplot(part, x="metric", y="value", hue="model", order=order, palette=colours, dodge=True,
+                      edgecolor="black", linewidth=0.6, legend=False, ax=ax)  # fmt: skip
+        ax.set(xlabel="", ylabel=f"negative ELBO [{unit}] (lower is better)", title=f"{suite} · {dataset}")
+        stem = slug("elbo", suite, dataset)
+        save(fig, out, stem)
+        caption = "Bars: mean over seeds; dots: individual seeds. NELBO-full only for models with a memory prior."
+        figures.append(Figure(stem, f"Negative ELBO — {suite}, {dataset}", caption, "ELBO"))
+    return figures
+
+
+def paired_forest(paired: pd.DataFrame, out: Path) -> list[Figure]:
+    """Paired differences A − B with 95 % CIs (a forest plot)."""
+    if paired.empty:
+        return []
+    data = paired.reset_index(drop=True)
+    labels = [f"{r.dataset}: {metric_label(r.metric)}  {r.model_a} − {r.model_b}" for r in data.itertuples()]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(data)))
+    y = np.arange(len(data))[::-1]
+    low = (data["mean_diff"] - data["ci95_low"]).fillna(0).clip(lower=0)
+    high = (data["ci95_high"] - data["mean_diff"]).fillna(0).clip(lower=0)
+    ax.errorbar(data["mean_diff"], y, xerr=[low, high], fmt="o", color="black", capsize=3)
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(y, labels, fontsize=8)
+    units = ", ".join(sorted(set(data["unit"])))
+    ax.set(xlabel=f"mean difference A − B [{units}]", title="paired differences on shared episodes (95 % CI)")
+    save(fig, out, "paired_differences")
+    return [Figure("paired_differences", "Paired differences", "Per-episode differences on identical test episodes.", "ELBO")]
+
+
+FigureFunction = Callable[[Results, Path], list[Figure]]
