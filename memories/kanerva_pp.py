@@ -40,12 +40,11 @@ from torch import Tensor, nn
 
 from memories import register_memory
 from memories.configuration import require
-from memories.kl import diagonal_gaussian_kl, standard_normal_kl
+from memories.kl import LOG_VAR_RANGE, diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
 from memories.likelihoods import Reconstruction
 from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
 KEY_SIZE = 3  # (scale, x-shift, y-shift)
-LOG_VAR_RANGE = (-12.0, 8.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,17 +77,6 @@ class KanervaPPConfig(ModelConfig):
             "scale_max",
             f"must lie in [scale_min, 1] = [{self.scale_min}, 1] (blocks stay inside the grid), got {self.scale_max}",
         )
-
-
-def diagonal_gaussian_head(features: Tensor, head: nn.Module) -> tuple[Tensor, Tensor]:
-    """``head(features)`` split into a mean and a clamped log-variance ``[..., n]`` each."""
-    mean, log_var = head(features).chunk(2, dim=-1)
-    return mean, log_var.clamp(*LOG_VAR_RANGE)
-
-
-def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
-    """One sample of N(mean, diag exp(log_var)), differentiable in both."""
-    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
 
 @dataclass

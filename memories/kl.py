@@ -1,9 +1,13 @@
-"""Closed-form KL divergences (MODELS.md §1.1), written out so each term is checkable."""
+"""Diagonal-Gaussian heads, reparameterised samples and closed-form KLs (MODELS.md §1.1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+
+LOG_VAR_RANGE = (-12.0, 8.0)  # clamp on predicted log-variances: keeps exp() finite early in training
 
 
 def diagonal_gaussian_kl(
@@ -23,3 +27,14 @@ def diagonal_gaussian_kl(
 def standard_normal_kl(mean: Tensor, log_var: Tensor) -> Tensor:
     """KL(N(μ, diag σ²) ‖ N(0, I)) summed over the last dim: ``[..., n] -> [...]``."""
     return diagonal_gaussian_kl(mean, log_var)
+
+
+def diagonal_gaussian_head(features: Tensor, head: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """``head(features)`` split into a mean and a clamped log-variance ``[..., n]`` each."""
+    mean, log_var = head(features).chunk(2, dim=-1)
+    return mean, log_var.clamp(*LOG_VAR_RANGE)
+
+
+def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
+    """One sample of N(mean, diag exp(log_var)), differentiable in both."""
+    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)

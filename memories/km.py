@@ -48,11 +48,9 @@ from memories.gaussian_memory import (
     per_image_terms,
     sample_matrix_normal,
 )
-from memories.kl import diagonal_gaussian_kl, standard_normal_kl
+from memories.kl import diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
 from memories.likelihoods import Reconstruction
 from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
-
-LOG_VAR_RANGE = (-12.0, 8.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,17 +78,6 @@ class KMConfig(ModelConfig):
     def key_size(self) -> int:
         """S, resolved."""
         return self.code_size if self.address_size is None else self.address_size
-
-
-def diagonal_gaussian_head(features: Tensor, head: nn.Module) -> tuple[Tensor, Tensor]:
-    """``head(features)`` split into a mean and a clamped log-variance ``[..., n]`` each."""
-    mean, log_var = head(features).chunk(2, dim=-1)
-    return mean, log_var.clamp(*LOG_VAR_RANGE)
-
-
-def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
-    """One sample of N(mean, diag exp(log_var)), differentiable in both."""
-    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
 
 class KanervaMemory(nn.Module):

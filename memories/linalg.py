@@ -35,17 +35,23 @@ def safe_bic_alpha(matrix: Tensor) -> Tensor:
 
 
 def cholesky_with_jitter(spd: Tensor, jitter: float = 1e-6, tries: int = 5) -> Tensor:
-    """Lower Cholesky factor of a batch of SPD matrices, adding jitter·I (×10 per retry) if needed."""
+    """Lower Cholesky factor of a batch of SPD matrices ``[..., n, n]``.
+
+    Only the matrices that fail get jitter·mean(diag)·I added (×10 per retry), so one bad episode
+    never changes the others' results.
+    """
     factor, info = torch.linalg.cholesky_ex(spd)
     if not bool(info.any()):
         return factor
     eye = torch.eye(spd.shape[-1], dtype=spd.dtype, device=spd.device)
-    scale = jitter * spd.diagonal(dim1=-2, dim2=-1).abs().mean().clamp(min=1.0)
+    base = jitter * spd.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp(min=1.0)[..., None, None]
+    added = torch.zeros_like(base)
     for _ in range(tries):
-        factor, info = torch.linalg.cholesky_ex(spd + scale * eye)
+        failed = (info > 0)[..., None, None]
+        added = torch.where(failed, torch.where(added > 0, added * 10.0, base), added)
+        factor, info = torch.linalg.cholesky_ex(spd + added * eye)
         if not bool(info.any()):
             return factor
-        scale = scale * 10.0
     raise torch.linalg.LinAlgError("matrix is not positive definite even after adding jitter")
 
 

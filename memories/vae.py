@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from memories import register_memory
-from memories.kl import standard_normal_kl
+from memories.kl import diagonal_gaussian_head, reparameterize, standard_normal_kl
 from memories.likelihoods import Reconstruction
 from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
@@ -47,12 +47,11 @@ class VAE(MemoryModel):
 
     def posterior(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x) for images ``[B, T, C, H, W]``: mean and log-variance ``[B, T, code_size]``."""
-        mean, log_var = self.encode_items(self.encoder, images).chunk(2, dim=-1)
-        return mean, log_var.clamp(-12.0, 8.0)
+        return diagonal_gaussian_head(images, lambda x: self.encode_items(self.encoder, x))
 
     def _terms(self, images: Tensor) -> dict[str, Tensor]:
         mean, log_var = self.posterior(images)
-        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        z = reparameterize(mean, log_var)
         nll = -self.decode_items(self.decoder, z).log_prob(images)
         return {"reconstruction": nll, "kl_z": standard_normal_kl(mean, log_var)}
 

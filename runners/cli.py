@@ -168,6 +168,44 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_validate)
 
 
+# ---------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.build import build_report, parse_formats
+    from reports.load import ResultsError
+
+    try:
+        formats = parse_formats(args.format)
+    except ValueError as error:
+        raise UsageError(f"--format: {error}") from None
+    results = Path(args.results)
+    out = Path(args.out) if args.out else results / "report"
+    check_writable(out)
+    try:
+        outcome = build_report(results, out, formats)
+    except ResultsError as error:
+        raise UsageError(str(error)) from None
+    states = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items()))
+    print(f"report of {outcome.runs} runs ({states}): {len(outcome.tables)} tables, {len(outcome.figures)} figures")
+    for name in ("report.html", "report.md", "results.csv"):
+        if (out / name).is_file():
+            print(f"  {out / name}")
+    print(f"  {out / 'tables'}/  {out / 'figures'}/")
+    for skipped in outcome.skipped:
+        print(f"  figure skipped: {skipped}")
+    return 0
+
+
+@subcommand
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("report", help="tables, figures and an HTML/Markdown report from a results directory")
+    parser.add_argument("results", help="results directory (a results root or one suite's directory)")
+    parser.add_argument("--out", default=None, help="output directory (default: RESULTS/report)")
+    parser.add_argument(
+        "--format", default="md,html,latex,csv", help="comma-separated subset of md,html,latex,csv (default: all)"
+    )
+    parser.set_defaults(handler=cmd_report)
+
+
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memorybench", description="Benchmark suite for generative memory models.")

@@ -87,3 +87,13 @@ def test_paper_alpha_under_inverts_a_square_gaussian() -> None:
 def test_unknown_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="bic_safe"):
         pseudo_inverse(gaussian(3, 3), "newton")
+
+
+def test_cholesky_jitter_only_touches_the_failing_matrices() -> None:
+    from memories.linalg import cholesky_with_jitter
+
+    good = gaussian(4, 6, seed=2)
+    spd = torch.stack([good @ good.mT, torch.zeros(4, 4, dtype=torch.float64)])
+    factor = cholesky_with_jitter(spd)
+    assert torch.equal(factor[0], torch.linalg.cholesky(spd[0]))
+    assert torch.isfinite(factor[1]).all() and (factor[1].diagonal() > 0).all()

@@ -1,0 +1,203 @@
+"""``memorybench report``: a results tree → tables, figures and the HTML/Markdown report.
+
+Output folder layout (the stable interface)::
+
+    OUT/report.html            self-contained (figures embedded), links figures/*.pdf
+    OUT/report.md              Markdown twin, links figures/*.png
+    OUT/results.csv            long format, one row per (run, metric), every run incl. superseded
+    OUT/results.parquet        the same, when a Parquet engine (pyarrow/fastparquet) is installed
+    OUT/aggregated.csv         mean, std, 95 % CI and n over seeds per (suite, model, dataset, benchmark, metric)
+    OUT/paired_differences.csv model A − model B on shared episodes
+    OUT/runs.csv               one row per run directory: state, reason, commit, device, …
+    OUT/tables/<name>.{md,tex,csv}
+    OUT/figures/<name>.{png,pdf}
+
+Everything is rebuilt from the run directories on each call; the report is a pure function of
+the results on disk (plus the reference-values file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import shutil
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.artifacts import atomic_write_bytes, atomic_write_text
+from reports import benchmark_figures, figures, paper_tables
+from reports.aggregate import aggregate, paired_differences
+from reports.html import ReportContent, render_html, render_markdown
+from reports.load import Results, load_results
+from reports.reference import load_reference
+from reports.tables import RENDERERS, Table
+
+FORMATS = ("md", "html", "latex", "csv")
+TABLE_EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
+
+
+@dataclass
+class ReportOutcome:
+    out: Path
+    runs: int
+    states: dict[str, int]
+    tables: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def parse_formats(text: str | Iterable[str]) -> list[str]:
+    """``"md,html"`` → ``["md", "html"]``; unknown names raise ValueError."""
+    items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    aliases = {"tex": "latex", "markdown": "md"}
+    items = [aliases.get(t, t) for t in items]
+    unknown = [t for t in items if t not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(items)) or list(FORMATS)
+
+
+def episode_lengths(results: Results) -> dict[tuple[str, str, str], int]:
+    """(suite, model, dataset) → the model's episode length T, from protocols or specs."""
+    lengths: dict[tuple[str, str, str], int] = {}
+    for run in results.current_runs.itertuples(index=False):
+        payload = results.payloads.get(run.run_id, {})
+        length = (payload.get("protocol") or {}).get("episode_length")
+        length = length or ((payload.get("config") or {}).get("memory_config") or {}).get("episode_length")
+        if length:
+            lengths.setdefault((run.suite, run.model, run.dataset), int(length))
+    return lengths
+
+
+def build_report(results_dir: str | Path, out: str | Path | None = None, formats: Iterable[str] = FORMATS) -> ReportOutcome:
+    """Write the report of ``results_dir`` into ``out`` (default ``results_dir/report``)."""
+    formats = parse_formats(formats)
+    results = load_results(results_dir)
+    out = Path(out) if out is not None else Path(results_dir) / "report"
+    tables_dir, figures_dir = out / "tables", out / "figures"
+    for folder in (tables_dir, figures_dir):  # regenerated, never appended
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    aggregated = aggregate(results.current_metrics)
+    paired = paired_differences(results)
+    reference = load_reference()
+    _write_data(results, aggregated, paired, out)
+
+    runs = results.current_runs
+    first, third = paper_tables.table_datasets(reference, runs)
+    paper = [
+        paper_tables.nelbo_table(1, runs, aggregated, reference, first),
+        paper_tables.denoising_table(runs, aggregated, reference, episode_lengths(results)),
+        paper_tables.nelbo_table(3, runs, aggregated, reference, third),
+    ]
+    paper_list = [t for t in paper if t is not None and not t.empty]
+    per_benchmark = paper_tables.benchmark_tables(runs, aggregated)
+    paired_table = paper_tables.paired_table(paired)
+    if paired_table is not None:
+        per_benchmark.append(paired_table)
+    reported = paper_tables.reported_tables(reference)
+    all_tables = [*paper_list, *per_benchmark, *reported]
+    _write_tables(all_tables, tables_dir, formats)
+
+    made, skipped = _draw_figures(results, paired, figures_dir)
+    content = ReportContent(
+        title="memorybench report: " + ", ".join(sorted(set(results.runs["suite"]))),
+        header=_header(results),
+        paper_tables=paper_list,
+        tables=per_benchmark,
+        reported=reported,
+        figures=made,
+        problems=_problems(results),
+        superseded=_superseded(results),
+        skipped=skipped,
+        files=[
+            "results.csv", "aggregated.csv", "paired_differences.csv", "runs.csv",
+            *(["results.parquet"] if (out / "results.parquet").is_file() else []),
+            *(f"tables/{t.name}.{TABLE_EXTENSIONS[f]}" for t in all_tables for f in formats if f in TABLE_EXTENSIONS),
+        ],  # fmt: skip
+    )
+    if "html" in formats:
+        atomic_write_text(out / "report.html", render_html(content, figures_dir))
+    if "md" in formats:
+        atomic_write_text(out / "report.md", render_markdown(content))
+    states = results.runs.loc[results.runs["current"], "status"].value_counts().to_dict()
+    return ReportOutcome(out, len(results.runs), states, [t.name for t in all_tables], [f.stem for f in made], skipped)
+
+
+def _write_data(results: Results, aggregated: pd.DataFrame, paired: pd.DataFrame, out: Path) -> None:
+    atomic_write_text(out / "results.csv", results.metrics.to_csv(index=False))
+    atomic_write_text(out / "aggregated.csv", aggregated.to_csv(index=False))
+    atomic_write_text(out / "paired_differences.csv", paired.to_csv(index=False))
+    atomic_write_text(out / "runs.csv", results.runs.to_csv(index=False))
+    if any(importlib.util.find_spec(engine) for engine in ("pyarrow", "fastparquet")):
+        atomic_write_bytes(out / "results.parquet", results.metrics.to_parquet(index=False))
+    else:
+        (out / "results.parquet").unlink(missing_ok=True)
+
+
+def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None:
+    for table in tables:
+        for fmt, extension in TABLE_EXTENSIONS.items():
+            if fmt in formats:
+                atomic_write_text(folder / f"{table.name}.{extension}", RENDERERS[extension](table))
+
+
+def _draw_figures(results: Results, paired: pd.DataFrame, folder: Path) -> tuple[list[figures.Figure], list[str]]:
+    """Every figure function in turn; one that fails is reported as skipped, never fatal."""
+    made, skipped = [], []
+    jobs = [
+        ("training curves", lambda: figures.training_curves(results, folder)),
+        ("ELBO bars", lambda: figures.elbo_bars(results, folder)),
+        ("paired differences", lambda: figures.paired_forest(paired, folder)),
+        *((name, (lambda f=function: f(results, folder))) for name, function in benchmark_figures.FIGURES),
+    ]
+    for name, job in jobs:
+        try:
+            made.extend(job())
+        except Exception as error:  # a broken or unexpected file must not sink the report
+            skipped.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
+            traceback.print_exc()
+    return made, skipped
+
+
+def _header(results: Results) -> dict[str, str]:
+    runs = results.runs
+    current = runs[runs["current"]]
+    commits = sorted({str(c) for c in current["git_commit"].dropna()})
+    devices = sorted({str(d) for d in current["device"].dropna()})
+    finished = sorted(str(f) for f in current.loc[current["status"] == "done", "finished"].dropna())
+    counts = current["status"].value_counts()
+    return {
+        "results": str(results.root.resolve()),
+        "suites": ", ".join(sorted(set(runs["suite"]))),
+        "models": ", ".join(sorted(set(current["model"]))),
+        "datasets": ", ".join(sorted(set(current["dataset"]))),
+        "benchmarks": ", ".join(sorted(set(current["benchmark"]))),
+        "seeds": ", ".join(str(s) for s in sorted(set(current["seed"].dropna().astype(int)))),
+        "runs": f"{len(current)} current ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+        + (f", {len(runs) - len(current)} superseded" if len(runs) > len(current) else ""),
+        "git commit": ", ".join(commits) or "unknown",
+        "devices": ", ".join(devices) or "unknown",
+        "results finished": f"{finished[0]} … {finished[-1]}" if finished else "none yet",
+        "report generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _problems(results: Results) -> pd.DataFrame:
+    """Current runs that are not done, or were converted from an older schema."""
+    runs = results.current_runs
+    bad = runs[(runs["status"] != "done") | (runs["converted"].astype(str) != "")].copy()
+    bad["reason"] = [
+        "; ".join(p for p in (str(r), str(c)) if p) for r, c in zip(bad["reason"].fillna(""), bad["converted"].fillna(""))
+    ]
+    return bad[["suite", "model", "dataset", "benchmark", "seed", "status", "reason", "run_id"]].reset_index(drop=True)
+
+
+def _superseded(results: Results) -> pd.DataFrame:
+    old = results.runs[~results.runs["current"]]
+    return old[["suite", "model", "dataset", "benchmark", "seed", "status", "variant", "run_id"]].reset_index(drop=True)
