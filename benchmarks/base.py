@@ -78,6 +78,16 @@ class Benchmark:
 
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry(
-    "benchmark", "memorybench.benchmarks", builtin_modules=("benchmarks.elbo",)
+    "benchmark",
+    "memorybench.benchmarks",
+    builtin_modules=(
+        "benchmarks.elbo",
+        "benchmarks.denoising",
+        "benchmarks.generation",
+        "benchmarks.capacity",
+        "benchmarks.retrieval",
+        "benchmarks.energy",
+        "benchmarks.runtime",
+    ),
 )
 register_benchmark = BENCHMARKS.register

@@ -117,7 +117,10 @@ class ReferenceMemory(nn.Module):
         return min(float(torch.exp(self.alpha_log.detach())), ALPHA_CLAMP)
 
     def _prior(self, batch: int) -> tuple[Tensor, Tensor]:
-        variance = torch.ones(self.memory_size, device=self.memory_mean.device) * torch.exp(self.memory_logvar) + PRIOR_VAR_EPSILON
+        variance = (
+            torch.ones(self.memory_size, device=self.memory_mean.device) * torch.exp(self.memory_logvar)
+            + PRIOR_VAR_EPSILON
+        )
         covariance = torch.diag(variance)
         return (
             torch.cat([self.memory_mean.unsqueeze(0)] * batch, dim=0),

@@ -47,8 +47,14 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--memory", default="gpm", help="registered memory model name (default: gpm)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="model config override, value parsed as YAML (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override, value parsed as YAML (repeatable)",
+    )
     parser.add_argument("--episodes", type=int, default=32, help="B: episodes per step (default 32)")
     parser.add_argument("--episode-length", type=int, default=32, help="T: images per episode (default 32)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
@@ -58,10 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay (default 1e-4)")
     parser.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip (default 10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compile", action="store_true",
-                        help="opt-in: torch.compile the model's loss (first steps compile; use enough --warmup)")
-    parser.add_argument("--compare-reference", action="store_true",
-                        help="also time the public GPM code's re-creation (benchmarks/reference_gpm.py) and print the ratio")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="opt-in: torch.compile the model's loss (first steps compile; use enough --warmup)",
+    )
+    parser.add_argument(
+        "--compare-reference",
+        action="store_true",
+        help="also time the public GPM code's re-creation (benchmarks/reference_gpm.py) and print the ratio",
+    )
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler summary of extra steps")
     parser.add_argument("--profile-steps", type=int, default=3, help="steps profiled with --profile (default 3)")
     parser.add_argument("--profile-rows", type=int, default=25, help="operator rows printed with --profile")
@@ -74,8 +86,9 @@ def random_episodes(count: int, batch: int, length: int, seed: int) -> list[torc
     return [(torch.rand(batch, length, *IMAGE_SHAPE, generator=generator) > 0.5).float() for _ in range(count)]
 
 
-def model_step(model: memories.MemoryModel, lr: float, weight_decay: float, clip: float,
-               compile_loss: bool = False) -> Callable[[torch.Tensor], float]:
+def model_step(
+    model: memories.MemoryModel, lr: float, weight_decay: float, clip: float, compile_loss: bool = False
+) -> Callable[[torch.Tensor], float]:
     """A closure running one training step of ``model`` on an episode; returns the loss."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn: Callable[[torch.Tensor], torch.Tensor] = lambda episode: model.loss(episode).total  # noqa: E731
@@ -93,7 +106,9 @@ def model_step(model: memories.MemoryModel, lr: float, weight_decay: float, clip
     return step
 
 
-def reference_step(config: Any, episode_length: int, lr: float, weight_decay: float, clip: float) -> Callable[[torch.Tensor], float]:
+def reference_step(
+    config: Any, episode_length: int, lr: float, weight_decay: float, clip: float
+) -> Callable[[torch.Tensor], float]:
     """The reference step; its input is the episode already in the code's ``[T·B, 784]`` layout."""
     reference = ReferenceGPM(
         memory_size=getattr(config, "memory_size", 32),
@@ -105,8 +120,9 @@ def reference_step(config: Any, episode_length: int, lr: float, weight_decay: fl
     return lambda images: trainer.step(images, episode_length)
 
 
-def time_steps(steps: dict[str, Callable[[torch.Tensor], float]], inputs: dict[str, list[torch.Tensor]],
-               warmup: int, timed: int) -> dict[str, list[float]]:
+def time_steps(
+    steps: dict[str, Callable[[torch.Tensor], float]], inputs: dict[str, list[torch.Tensor]], warmup: int, timed: int
+) -> dict[str, list[float]]:
     """Warm up every step function, then time them alternately (A B, B A, ...) ``timed`` times."""
     names = list(steps)
     for i in range(warmup):
@@ -123,7 +139,9 @@ def time_steps(steps: dict[str, Callable[[torch.Tensor], float]], inputs: dict[s
     return seconds
 
 
-def profile_step(name: str, step: Callable[[torch.Tensor], float], inputs: list[torch.Tensor], count: int, rows: int) -> str:
+def profile_step(
+    name: str, step: Callable[[torch.Tensor], float], inputs: list[torch.Tensor], count: int, rows: int
+) -> str:
     """A table of the operators that take the time of ``count`` steps (self CPU time first)."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -168,11 +186,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     seconds = time_steps(steps, inputs, args.warmup, args.steps)
     ours = summarise(seconds[args.memory], images_per_step)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.memory}: B={args.episodes} T={args.episode_length} ({images_per_step} images/step), "
-          f"{args.warmup} warm-up + {args.steps} timed steps")
-    print(f"{args.memory}: median {ours['median_step_s']:.4f} s/step, mean {ours['mean_step_s']:.4f} s/step "
-          f"-> {ours['images_per_s']:.0f} images/s")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{args.memory}: B={args.episodes} T={args.episode_length} ({images_per_step} images/step), "
+        f"{args.warmup} warm-up + {args.steps} timed steps"
+    )
+    print(
+        f"{args.memory}: median {ours['median_step_s']:.4f} s/step, mean {ours['mean_step_s']:.4f} s/step "
+        f"-> {ours['images_per_s']:.0f} images/s"
+    )
     result: dict[str, Any] = {
         "memory": args.memory,
         "episodes": args.episodes,
@@ -188,14 +210,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.compare_reference:
         ref = summarise(seconds["reference"], images_per_step)
         speedup = ours["images_per_s"] / ref["images_per_s"]
-        print(f"reference: median {ref['median_step_s']:.4f} s/step, mean {ref['mean_step_s']:.4f} s/step "
-              f"-> {ref['images_per_s']:.0f} images/s")
-        print(f"speed-up {args.memory} / reference: {speedup:.2f}x (median), "
-              f"{ours['mean_images_per_s'] / ref['mean_images_per_s']:.2f}x (mean)")
+        print(
+            f"reference: median {ref['median_step_s']:.4f} s/step, mean {ref['mean_step_s']:.4f} s/step "
+            f"-> {ref['images_per_s']:.0f} images/s"
+        )
+        print(
+            f"speed-up {args.memory} / reference: {speedup:.2f}x (median), "
+            f"{ours['mean_images_per_s'] / ref['mean_images_per_s']:.2f}x (mean)"
+        )
         result.update(
             reference_images_per_s=ref["images_per_s"],
             reference_median_step_s=ref["median_step_s"],
             reference_mean_step_s=ref["mean_step_s"],
+            reference_min_step_s=ref["min_step_s"],
             speedup=speedup,
         )
     if args.profile:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 
@@ -70,7 +69,10 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         in_channels = channels
         for _ in sizes:
-            layers += [nn.Conv2d(in_channels, config.channels, 4, stride=2, padding=1), BottleneckBlock(config.channels)]
+            layers += [
+                nn.Conv2d(in_channels, config.channels, 4, stride=2, padding=1),
+                BottleneckBlock(config.channels),
+            ]
             in_channels = config.channels
         layers += [nn.SiLU(), nn.Flatten()]
         self.body = nn.Sequential(*layers)
@@ -107,7 +109,9 @@ class ConvDecoder(nn.Module):
             if last:  # pre-activation before the output layer (the blocks' sums are not normalised)
                 layers += [nn.GroupNorm(_groups(config.channels), config.channels), nn.SiLU()]
             out_channels = param_channels if last else config.channels
-            layers.append(nn.ConvTranspose2d(config.channels, out_channels, 4, stride=2, padding=1, output_padding=extra))
+            layers.append(
+                nn.ConvTranspose2d(config.channels, out_channels, 4, stride=2, padding=1, output_padding=extra)
+            )
         self.body = nn.Sequential(*layers)
 
     def forward(self, codes: Tensor) -> Tensor:
@@ -157,7 +161,9 @@ def build_encoder(config: NetworkConfig, image_shape: tuple[int, int, int], out_
     return cls(image_shape, out_features, config)
 
 
-def build_decoder(config: NetworkConfig, in_features: int, image_shape: tuple[int, int, int], param_channels: int) -> nn.Module:
+def build_decoder(
+    config: NetworkConfig, in_features: int, image_shape: tuple[int, int, int], param_channels: int
+) -> nn.Module:
     """The configured decoder: ``[N, in_features] -> [N, param_channels, H, W]``."""
     cls = ConvDecoder if config.kind == "conv" else MLPDecoder
     return cls(in_features, image_shape, param_channels, config)

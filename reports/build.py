@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import shutil
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,6 +35,7 @@ from reports import benchmark_figures, figures, paper_tables
 from reports.aggregate import aggregate, paired_differences
 from reports.html import ReportContent, render_html, render_markdown
 from reports.load import Results, load_results
+from reports.reconstructions import reconstruction_grids
 from reports.reference import load_reference
 from reports.tables import RENDERERS, Table
 
@@ -66,14 +69,21 @@ def episode_lengths(results: Results) -> dict[tuple[str, str, str], int]:
     lengths: dict[tuple[str, str, str], int] = {}
     for run in results.current_runs.itertuples(index=False):
         payload = results.payloads.get(run.run_id, {})
-        length = (payload.get("protocol") or {}).get("episode_length")
-        length = length or ((payload.get("config") or {}).get("memory_config") or {}).get("episode_length")
+        protocol = payload.get("protocol") or {}
+        length = protocol.get("episode_length")
+        listed = protocol.get("episode_lengths")
+        if isinstance(listed, list):  # several T averaged together have no single T
+            length = listed[0] if len(listed) == 1 else None
+        elif not length:
+            length = ((payload.get("config") or {}).get("memory_config") or {}).get("episode_length")
         if length:
             lengths.setdefault((run.suite, run.model, run.dataset), int(length))
     return lengths
 
 
-def build_report(results_dir: str | Path, out: str | Path | None = None, formats: Iterable[str] = FORMATS) -> ReportOutcome:
+def build_report(
+    results_dir: str | Path, out: str | Path | None = None, formats: Iterable[str] = FORMATS
+) -> ReportOutcome:
     """Write the report of ``results_dir`` into ``out`` (default ``results_dir/report``)."""
     formats = parse_formats(formats)
     results = load_results(results_dir)
@@ -84,27 +94,34 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, formats
         folder.mkdir(parents=True, exist_ok=True)
 
     aggregated = aggregate(results.current_metrics)
-    paired = paired_differences(results)
+    skipped: list[str] = []
+    paired = _guarded("paired differences", skipped, lambda: paired_differences(results))
+    if paired is None:
+        paired = pd.DataFrame()
     reference = load_reference()
     _write_data(results, aggregated, paired, out)
 
     runs = results.current_runs
     first, third = paper_tables.table_datasets(reference, runs)
+    lengths = episode_lengths(results)
     paper = [
-        paper_tables.nelbo_table(1, runs, aggregated, reference, first),
-        paper_tables.denoising_table(runs, aggregated, reference, episode_lengths(results)),
-        paper_tables.nelbo_table(3, runs, aggregated, reference, third),
+        _guarded("Table 1", skipped, lambda: paper_tables.nelbo_table(1, runs, aggregated, reference, first)),
+        _guarded("Table 2", skipped, lambda: paper_tables.denoising_table(runs, aggregated, reference, lengths)),
+        _guarded("Table 3", skipped, lambda: paper_tables.nelbo_table(3, runs, aggregated, reference, third)),
     ]
-    paper_list = [t for t in paper if t is not None and not t.empty]
-    per_benchmark = paper_tables.benchmark_tables(runs, aggregated)
-    paired_table = paper_tables.paired_table(paired)
-    if paired_table is not None:
+    paper_list = [t for t in paper if isinstance(t, Table) and not t.empty]
+    per_benchmark = (
+        _guarded("per-benchmark tables", skipped, lambda: paper_tables.benchmark_tables(runs, aggregated)) or []
+    )
+    paired_table = _guarded("paired differences", skipped, lambda: paper_tables.paired_table(paired))
+    if isinstance(paired_table, Table):
         per_benchmark.append(paired_table)
     reported = paper_tables.reported_tables(reference)
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)
 
-    made, skipped = _draw_figures(results, paired, figures_dir)
+    made, not_drawn = _draw_figures(results, paired, figures_dir)
+    skipped += not_drawn
     content = ReportContent(
         title="memorybench report: " + ", ".join(sorted(set(results.runs["suite"]))),
         header=_header(results),
@@ -116,17 +133,40 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, formats
         superseded=_superseded(results),
         skipped=skipped,
         files=[
-            "results.csv", "aggregated.csv", "paired_differences.csv", "runs.csv",
+            "results.csv",
+            "aggregated.csv",
+            "paired_differences.csv",
+            "runs.csv",
             *(["results.parquet"] if (out / "results.parquet").is_file() else []),
             *(f"tables/{t.name}.{TABLE_EXTENSIONS[f]}" for t in all_tables for f in formats if f in TABLE_EXTENSIONS),
-        ],  # fmt: skip
+        ],
     )
     if "html" in formats:
         atomic_write_text(out / "report.html", render_html(content, figures_dir))
     if "md" in formats:
         atomic_write_text(out / "report.md", render_markdown(content))
+    _readable(out)
     states = results.runs.loc[results.runs["current"], "status"].value_counts().to_dict()
     return ReportOutcome(out, len(results.runs), states, [t.name for t in all_tables], [f.stem for f in made], skipped)
+
+
+def _readable(out: Path) -> None:
+    """Atomic writes create files readable by their owner only (mkstemp); reports are meant to be shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in out.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
+def _guarded(name: str, skipped: list[str], build: Callable[[], Any]) -> Any:
+    """``build()``, or None with the error noted in ``skipped``: one broken table must not sink the report."""
+    try:
+        return build()
+    except Exception as error:
+        skipped.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
+        traceback.print_exc()
+        return None
 
 
 def _write_data(results: Results, aggregated: pd.DataFrame, paired: pd.DataFrame, out: Path) -> None:
@@ -149,12 +189,14 @@ def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None
 
 def _draw_figures(results: Results, paired: pd.DataFrame, folder: Path) -> tuple[list[figures.Figure], list[str]]:
     """Every figure function in turn; one that fails is reported as skipped, never fatal."""
-    made, skipped = [], []
+    made: list[figures.Figure] = []
+    skipped: list[str] = []
     jobs = [
         ("training curves", lambda: figures.training_curves(results, folder)),
-        ("ELBO bars", lambda: figures.elbo_bars(results, folder)),
+        ("ELBO", lambda: figures.elbo_points(results, folder)),
         ("paired differences", lambda: figures.paired_forest(paired, folder)),
         *((name, (lambda f=function: f(results, folder))) for name, function in benchmark_figures.FIGURES),
+        ("reconstructions", lambda: reconstruction_grids(results, folder, skipped)),
     ]
     for name, job in jobs:
         try:
@@ -193,7 +235,8 @@ def _problems(results: Results) -> pd.DataFrame:
     runs = results.current_runs
     bad = runs[(runs["status"] != "done") | (runs["converted"].astype(str) != "")].copy()
     bad["reason"] = [
-        "; ".join(p for p in (str(r), str(c)) if p) for r, c in zip(bad["reason"].fillna(""), bad["converted"].fillna(""))
+        "; ".join(p for p in (str(r), str(c)) if p)
+        for r, c in zip(bad["reason"].fillna(""), bad["converted"].fillna(""))
     ]
     return bad[["suite", "model", "dataset", "benchmark", "seed", "status", "reason", "run_id"]].reset_index(drop=True)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from reports.load import Results  # noqa: E402
-from reports.paper_tables import metric_label  # noqa: E402
+from reports.load import Results
+from reports.paper_tables import metric_label
 
 DPI = 130
 MAX_CURVE_POINTS = 400  # long training curves are averaged into this many bins per run
@@ -97,25 +97,54 @@ def training_curves(results: Results, out: Path) -> list[Figure]:
     if curves.empty or "step" not in curves or "loss" not in curves:
         return []
     curves = curves.drop_duplicates(["run_id", "step"])  # a resumed run may repeat steps
+    # every benchmark run trains its own model; with one training setting they are the same curve:
+    # keep one run per (suite, model, dataset, seed), the ELBO run when there is one
+    first = (
+        curves.assign(_elbo=curves["benchmark"] != "elbo")
+        .sort_values(["_elbo", "benchmark"])
+        .drop_duplicates(["suite", "model", "dataset", "seed"])["run_id"]
+    )
+    curves = curves[curves["run_id"].isin(set(first))]
     colours = palette(list(results.current_runs["model"]))
     figures = []
     for (suite, dataset), data in curves.groupby(["suite", "dataset"]):
         binned = _bin_steps(data)
         has_valid = "valid_nelbo_cond" in data and data["valid_nelbo_cond"].notna().any()
         fig, axes = plt.subplots(1, 2 if has_valid else 1, figsize=(11 if has_valid else 6, 3.8), squeeze=False)
-        sns.lineplot(binned, x="step", y="loss", hue="model", palette=colours, errorbar=("ci", 95), ax=axes[0, 0])
+        sns.lineplot(
+            binned,
+            x="step",
+            y="loss",
+            hue="model",
+            hue_order=sorted(binned["model"].unique()),
+            palette=colours,
+            errorbar=("ci", 95),
+            ax=axes[0, 0],
+        )
         axes[0, 0].set(title="training loss (per image)", ylabel="loss [nats/image]")
         if _spans_decades(binned["loss"]):
             axes[0, 0].set_yscale("log")
         if has_valid:
             valid = data.dropna(subset=["valid_nelbo_cond"])
-            sns.lineplot(valid, x="step", y="valid_nelbo_cond", hue="model", palette=colours, marker="o", ax=axes[0, 1])
+            sns.lineplot(
+                valid,
+                x="step",
+                y="valid_nelbo_cond",
+                hue="model",
+                hue_order=sorted(valid["model"].unique()),
+                palette=colours,
+                marker="o",
+                ax=axes[0, 1],
+            )
             axes[0, 1].set(title="validation NELBO-cond", ylabel="NELBO-cond")
         seeds = data.groupby("model")["seed"].nunique()
-        fig.suptitle(f"{suite} · {dataset}: training curves (band: 95 % CI over {seeds.max()} seed(s))", fontsize=10)
+        band = f" (band: 95 % CI over {seeds.max()} seeds)" if seeds.max() > 1 else ""
+        fig.suptitle(f"{suite} · {dataset}: training curves{band}", fontsize=10)
         stem = slug("training", suite, dataset)
         save(fig, out, stem)
-        figures.append(Figure(stem, f"Training curves — {suite}, {dataset}", "Loss per training step (binned mean).", "Training"))
+        figures.append(
+            Figure(stem, f"Training curves — {suite}, {dataset}", "Loss per training step (binned mean).", "Training")
+        )
     return figures
 
 
@@ -135,8 +164,8 @@ def _spans_decades(values: pd.Series) -> bool:
 
 
 # ---------------------------------------------------------------------------- ELBO
-def elbo_bars(results: Results, out: Path) -> list[Figure]:
-    """NELBO-cond and NELBO-full per model and dataset: bars = mean over seeds, dots = seeds."""
+def elbo_points(results: Results, out: Path) -> list[Figure]:
+    """NELBO-cond and NELBO-full per model and dataset: mean ± 95 % CI over seeds, dots = seeds."""
     metrics = results.current_metrics
     data = metrics[(metrics["benchmark"] == "elbo") & metrics["metric"].isin(["nelbo_cond", "nelbo_full"])]
     data = data[np.isfinite(data["value"])]
@@ -147,35 +176,72 @@ def elbo_bars(results: Results, out: Path) -> list[Figure]:
     for (suite, dataset, unit), part in data.groupby(["suite", "dataset", "unit"]):
         part = part.assign(metric=part["metric"].map(metric_label))
         order = [m for m in ("NELBO-cond", "NELBO-full") if m in set(part["metric"])]
-        fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(order) * part["model"].nunique() / 2, 3.8))
-        sns.barplot(part, x="metric", y="value", hue="model", order=order, palette=colours, errorbar=None, alpha=0.8, ax=ax)
-        sns.stripplot(part, x="metric", y="value", hue="model", order=order, palette=colours, dodge=True,
-                      edgecolor="black", linewidth=0.6, legend=False, ax=ax)  # fmt: skip
+        fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(order) * part["model"].nunique(), 3.8))
+        dodge = 0.4 if part["model"].nunique() > 1 else False  # seaborn divides by (models - 1)
+        sns.stripplot(
+            part,
+            x="metric",
+            y="value",
+            hue="model",
+            hue_order=sorted(part["model"].unique()),
+            order=order,
+            palette=colours,
+            dodge=bool(dodge),
+            alpha=0.45,
+            legend=False,
+            ax=ax,
+        )
+        sns.pointplot(
+            part,
+            x="metric",
+            y="value",
+            hue="model",
+            hue_order=sorted(part["model"].unique()),
+            order=order,
+            palette=colours,
+            dodge=dodge,
+            errorbar=("ci", 95),
+            linestyle="none",
+            markers="D",
+            capsize=0.08,
+            ax=ax,
+        )
         ax.set(xlabel="", ylabel=f"negative ELBO [{unit}] (lower is better)", title=f"{suite} · {dataset}")
+        ax.grid(alpha=0.3, axis="y")
         stem = slug("elbo", suite, dataset)
         save(fig, out, stem)
-        caption = "Bars: mean over seeds; dots: individual seeds. NELBO-full only for models with a memory prior."
+        caption = "Diamonds: mean over seeds with 95 % CI; dots: individual seeds. NELBO-full only for models with a memory prior."
         figures.append(Figure(stem, f"Negative ELBO — {suite}, {dataset}", caption, "ELBO"))
     return figures
 
 
 def paired_forest(paired: pd.DataFrame, out: Path) -> list[Figure]:
-    """Paired differences A − B with 95 % CIs (a forest plot)."""
+    """Paired differences A − B with 95 % CIs (a forest plot), one panel per metric and unit."""
     if paired.empty:
         return []
-    data = paired.reset_index(drop=True)
-    labels = [f"{r.dataset}: {metric_label(r.metric)}  {r.model_a} − {r.model_b}" for r in data.itertuples()]
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(data)))
-    y = np.arange(len(data))[::-1]
-    low = (data["mean_diff"] - data["ci95_low"]).fillna(0).clip(lower=0)
-    high = (data["ci95_high"] - data["mean_diff"]).fillna(0).clip(lower=0)
-    ax.errorbar(data["mean_diff"], y, xerr=[low, high], fmt="o", color="black", capsize=3)
-    ax.axvline(0, color="grey", lw=1, ls="--")
-    ax.set_yticks(y, labels, fontsize=8)
-    units = ", ".join(sorted(set(data["unit"])))
-    ax.set(xlabel=f"mean difference A − B [{units}]", title="paired differences on shared episodes (95 % CI)")
+    groups = list(paired.groupby(["benchmark", "metric", "unit"], sort=True))
+    heights = [0.6 + 0.38 * len(part) for _, part in groups]
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(7.5, sum(heights) + 0.6), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
+    for ax, ((benchmark, metric, unit), part) in zip(axes[:, 0], groups):
+        part = part.reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        low = (part["mean_diff"] - part["ci95_low"]).fillna(0).clip(lower=0)
+        high = (part["ci95_high"] - part["mean_diff"]).fillna(0).clip(lower=0)
+        ax.errorbar(part["mean_diff"], y, xerr=[low, high], fmt="o", color="black", capsize=3)
+        ax.axvline(0, color="grey", lw=1, ls="--")
+        labels = [f"{r.dataset}: {r.model_a} − {r.model_b}" for r in part.itertuples()]
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        direction = "higher" if part["higher_is_better"].iloc[0] else "lower"
+        ax.set_title(f"{benchmark}: {metric_label(metric)} [{unit}] ({direction} is better)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("paired differences A − B on shared episodes/queries (95 % CI)", fontsize=10)
+    fig.tight_layout()
     save(fig, out, "paired_differences")
-    return [Figure("paired_differences", "Paired differences", "Per-episode differences on identical test episodes.", "ELBO")]
+    caption = "Model A − model B on identical test episodes or queries; CI over seeds when ≥ 2 seeds, else over the paired units."
+    return [Figure("paired_differences", "Paired differences", caption, "Paired comparisons")]
 
 
 FigureFunction = Callable[[Results, Path], list[Figure]]

@@ -27,6 +27,7 @@ table.results caption{text-align:left;font-weight:600;padding-bottom:.3em}
 table.results th,table.results td,table.runs th,table.runs td{border-bottom:1px solid #e3e3e3;padding:3px 9px;
 white-space:nowrap}
 table.results td{text-align:right;font-variant-numeric:tabular-nums}
+table.results tbody th{text-align:left;font-weight:600}
 table.results th.group{text-align:center;border-bottom:1px solid #999}
 td.best{font-weight:700}td.na{color:#888;text-align:center}
 th.ref,td.ref{background:#f4f1e8;font-style:italic;color:#555}
@@ -49,7 +50,7 @@ class ReportContent:
     figures: list[Figure] = field(default_factory=list)
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # missing/failed/converted runs
     superseded: pd.DataFrame = field(default_factory=pd.DataFrame)
-    skipped: list[str] = field(default_factory=list)  # figures that could not be drawn, with reasons
+    skipped: list[str] = field(default_factory=list)  # tables/figures that could not be made, with reasons
     files: list[str] = field(default_factory=list)  # other outputs, relative to the report
 
 
@@ -104,7 +105,9 @@ def render_html(report: ReportContent, figures_dir: Path) -> str:
     )
     parts += [to_html(t) for t in report.reported]
     if report.files:
-        parts.append("<h2>Files</h2><ul>" + "".join(f'<li><a href="{esc(f)}">{esc(f)}</a></li>' for f in report.files) + "</ul>")
+        parts.append(
+            "<h2>Files</h2><ul>" + "".join(f'<li><a href="{esc(f)}">{esc(f)}</a></li>' for f in report.files) + "</ul>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -118,18 +121,26 @@ def _problems_html(report: ReportContent) -> str:
         out.append(_frame_html(report.problems, status_column="status"))
     if not report.superseded.empty:
         out.append(
-            "<h3>Superseded configurations</h3><p>Runs of an older configuration of the same "
-            "(suite, model, dataset, benchmark); not included in the tables.</p>"
+            "<h3>Superseded configurations and duplicates</h3><p>Runs of an older configuration of the same "
+            "(suite, model, dataset, benchmark), or a second copy of one seed; not included in the tables.</p>"
         )
         out.append(_frame_html(report.superseded, status_column="status"))
     if report.skipped:
-        out.append("<h3>Figures not drawn</h3><ul>" + "".join(f"<li>{esc(s)}</li>" for s in report.skipped) + "</ul>")
+        out.append(
+            "<h3>Tables and figures not drawn</h3><ul>"
+            + "".join(f"<li>{esc(s)}</li>" for s in report.skipped)
+            + "</ul>"
+        )
     return "\n".join(out)
 
 
 def _frame_html(frame: pd.DataFrame, status_column: str | None = None) -> str:
     esc = html.escape
-    rows = ["<table class='runs'><thead><tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns) + "</tr></thead><tbody>"]
+    rows = [
+        "<table class='runs'><thead><tr>"
+        + "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
+        + "</tr></thead><tbody>"
+    ]
     for record in frame.itertuples(index=False):
         cells = []
         for column, value in zip(frame.columns, record):
@@ -154,15 +165,30 @@ def render_markdown(report: ReportContent) -> str:
     for section in dict.fromkeys(f.section for f in report.figures):
         lines += [f"### {section}", ""]
         for figure in (f for f in report.figures if f.section == section):
-            lines += [f"![{figure.title}](figures/{figure.png})", "", f"*{figure.title}.* {figure.caption} "
-                      f"([PDF](figures/{figure.pdf}))", ""]  # fmt: skip
+            lines += [
+                f"![{figure.title}](figures/{figure.png})",
+                "",
+                f"*{figure.title}.* {figure.caption} ([PDF](figures/{figure.pdf}))",
+                "",
+            ]
     lines += ["## Missing, failed and converted runs", ""]
-    lines.append(frame_markdown(report.problems) if not report.problems.empty else "None: every planned run finished.\n")
+    lines.append(
+        frame_markdown(report.problems) if not report.problems.empty else "None: every planned run finished.\n"
+    )
     if not report.superseded.empty:
-        lines += ["### Superseded configurations (not in the tables)", "", frame_markdown(report.superseded)]
+        lines += [
+            "### Superseded configurations and duplicates (not in the tables)",
+            "",
+            frame_markdown(report.superseded),
+        ]
     if report.skipped:
-        lines += ["### Figures not drawn", "", *(f"- {s}" for s in report.skipped), ""]
-    lines += ["## Reported values (reference)", "", "The papers' numbers as printed (MODELS.md §9), for orientation only.", ""]
+        lines += ["### Tables and figures not drawn", "", *(f"- {s}" for s in report.skipped), ""]
+    lines += [
+        "## Reported values (reference)",
+        "",
+        "The papers' numbers as printed (MODELS.md §9), for orientation only.",
+        "",
+    ]
     lines += [to_markdown(t) for t in report.reported]
     if report.files:
         lines += ["## Files", "", *(f"- [{f}]({f})" for f in report.files), ""]

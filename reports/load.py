@@ -28,13 +28,45 @@ from runners.results import RESULT_FILE, RESULT_SCHEMA_VERSION, SPEC_FILE, STATU
 
 IDENTITY = ["suite", "model", "dataset", "benchmark"]
 LONG_COLUMNS = [
-    "suite", "model", "memory_class", "dataset", "benchmark", "seed", "metric", "value", "stderr", "unit",
-    "higher_is_better", "run_id", "variant", "current", "git_commit", "device", "schema_version", "converted",
-]  # fmt: skip
+    "suite",
+    "model",
+    "memory_class",
+    "dataset",
+    "benchmark",
+    "seed",
+    "metric",
+    "value",
+    "stderr",
+    "unit",
+    "higher_is_better",
+    "run_id",
+    "variant",
+    "current",
+    "git_commit",
+    "device",
+    "schema_version",
+    "converted",
+]
 RUN_COLUMNS = [
-    "suite", "model", "memory_class", "dataset", "benchmark", "seed", "status", "reason", "run_id", "variant",
-    "current", "git_commit", "device", "finished", "wall_time_s", "schema_version", "converted", "path",
-]  # fmt: skip
+    "suite",
+    "model",
+    "memory_class",
+    "dataset",
+    "benchmark",
+    "seed",
+    "status",
+    "reason",
+    "run_id",
+    "variant",
+    "current",
+    "git_commit",
+    "device",
+    "finished",
+    "wall_time_s",
+    "schema_version",
+    "converted",
+    "path",
+]
 STDERR_SUFFIX = "_stderr"
 
 
@@ -124,9 +156,13 @@ def load_results(root: str | Path) -> Results:
     run_dirs = find_run_dirs(root)
     if not run_dirs:
         raise ResultsError(f"no run directories (spec.json/result.json) found under {root}")
+    read = [_read_run(run_dir) for run_dir in run_dirs]
+    # the same configuration run in two suites has the same run_id: those are named by their path
+    counts = pd.Series([row["run_id"] for row, _ in read]).value_counts()
     rows, metric_rows, payloads = [], [], {}
-    for run_dir in run_dirs:
-        row, payload = _read_run(run_dir)
+    for row, payload in read:
+        if counts[row["run_id"]] > 1:
+            row["run_id"] = Path(row["path"]).relative_to(root).as_posix()
         rows.append(row)
         if payload is not None:
             payloads[row["run_id"]] = payload
@@ -150,7 +186,7 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     raw = read_json(run_dir / RESULT_FILE)
     payload, note = convert_result(raw) if raw is not None else (None, "")
     source = {**spec, **(payload or {})}
-    environment = source.get("environment") if isinstance(source.get("environment"), dict) else {}
+    environment: dict[str, Any] = source["environment"] if isinstance(source.get("environment"), dict) else {}
     if payload is not None:
         state = str(payload.get("status", "done"))
         reason = str(payload.get("reason") or payload.get("error") or "")
@@ -160,7 +196,9 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         state = str(status.get("state", "pending"))
         reason = str(status.get("error") or "")
         if state in ("pending", "running"):
-            reason = reason or ("no result yet" if state == "pending" else f"still running (updated {status.get('updated')})")
+            reason = reason or (
+                "no result yet" if state == "pending" else f"still running (updated {status.get('updated')})"
+            )
     row = {
         "suite": source.get("suite") or run_dir.parent.name,
         "model": source.get("memory") or source.get("memory_class") or "?",
@@ -210,7 +248,12 @@ def _current(runs: pd.DataFrame) -> pd.Series:
     )
     chosen = variants.drop_duplicates(IDENTITY)[[*IDENTITY, "variant"]].assign(_chosen=True)
     merged = runs[[*IDENTITY, "variant"]].merge(chosen, on=[*IDENTITY, "variant"], how="left")
-    return pd.Series(merged["_chosen"].fillna(False).astype(bool).to_numpy(), index=runs.index)
+    current = pd.Series(merged["_chosen"].fillna(False).astype(bool).to_numpy(), index=runs.index)
+    # one seed of one configuration found twice (a copied directory): the newest counts, once
+    newest_first = runs[current].sort_values(["_variant_time", "path"], ascending=[False, True])
+    repeated = newest_first.duplicated([*IDENTITY, "variant", "seed"], keep="first")
+    current[repeated[repeated].index] = False
+    return current
 
 
 def _metric_rows(row: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -230,7 +273,10 @@ def _metric_rows(row: dict[str, Any], payload: dict[str, Any]) -> list[dict[str,
                 "stderr": _number(stderr),
                 "unit": units.get(name, "") or "",
                 "higher_is_better": bool(directions.get(name, False)),
-                **{key: row[key] for key in ("run_id", "variant", "git_commit", "device", "schema_version", "converted")},
+                **{
+                    key: row[key]
+                    for key in ("run_id", "variant", "git_commit", "device", "schema_version", "converted")
+                },
                 "current": True,
             }
         )

@@ -16,7 +16,16 @@ import re
 import pandas as pd
 
 from reports.reference import Reference
-from reports.tables import FAILED, MISSING, NOT_APPLICABLE, Cell, Column, Table, mark_best
+from reports.tables import (
+    FAILED,
+    MISSING,
+    NOT_APPLICABLE,
+    Cell,
+    Column,
+    Table,
+    drop_empty_reference_columns,
+    mark_best,
+)
 
 METRIC_LABELS = {
     "nelbo_cond": "NELBO-cond",
@@ -26,7 +35,9 @@ METRIC_LABELS = {
     "cosine_mean": "read-out cosine",
 }
 ELBO, DENOISING = "elbo", "denoising"
-DENOISING_METRIC = re.compile(r"^success_rate/(?P<noise>[^/]+)/(?P<level>[^/]+?)(?:/T(?P<T>\d+))?$")
+# per-cell success rates: success_rate/T<T>/<noise>/<level> (benchmarks/denoising.py); without the
+# T part the value averages the episode lengths and is used only when no per-T value exists
+DENOISING_METRIC = re.compile(r"^success_rate/(?:T(?P<T>\d+)/)?(?P<noise>[^/]+)/(?P<level>[^/]+)$")
 
 
 def metric_label(metric: str) -> str:
@@ -34,7 +45,13 @@ def metric_label(metric: str) -> str:
 
 
 def _stats_cell(row: pd.Series) -> Cell:
-    return Cell(mean=row["mean"], std=row["std"], low=row["ci95_low"], high=row["ci95_high"], n=int(row["n"]))
+    return Cell(
+        mean=float(row["mean"]),
+        std=float(row["std"]),
+        low=float(row["ci95_low"]),
+        high=float(row["ci95_high"]),
+        n=int(row["n"]),
+    )
 
 
 def state_text(runs: pd.DataFrame) -> str:
@@ -84,9 +101,13 @@ def benchmark_tables(runs: pd.DataFrame, aggregated: pd.DataFrame) -> list[Table
                     & (headline["metric"] == metric)
                     & (headline["unit"] == unit)
                 ]
-                table.cells[(row, column.key)] = _stats_cell(found.iloc[0]) if len(found) else Cell(text=state_text(runs_here))
+                table.cells[(row, column.key)] = (
+                    _stats_cell(found.iloc[0]) if len(found) else Cell(text=state_text(runs_here))
+                )
         if not table.columns:
-            table.notes.append("no metrics: " + ", ".join(f"{s} {n}×" for s, n in group_runs["status"].value_counts().items()))
+            table.notes.append(
+                "no metrics: " + ", ".join(f"{s} {n}×" for s, n in group_runs["status"].value_counts().items())
+            )
         tables.append(mark_best(table))
     return tables
 
@@ -133,7 +154,9 @@ def nelbo_table(
                 if len(found):
                     table.cells[(row, key)] = _stats_cell(found.iloc[0])
                 else:
-                    here = runs[(runs["suite"] == model.suite) & (runs["model"] == model.model) & (runs["dataset"] == dataset)]
+                    here = runs[
+                        (runs["suite"] == model.suite) & (runs["model"] == model.model) & (runs["dataset"] == dataset)
+                    ]
                     table.cells[(row, key)] = Cell(text=state_text(here))
             if ref_kind.empty:
                 continue
@@ -144,7 +167,9 @@ def nelbo_table(
                 entry = ref_kind[ref_kind["model"] == model.memory_class]
                 if len(entry):
                     item = entry.iloc[0]
-                    table.cells[(row, ref_key)] = Cell(mean=float(item["value"]), approx=str(item["note"]).startswith("≈"))
+                    table.cells[(row, ref_key)] = Cell(
+                        mean=float(item["value"]), approx=str(item["note"]).startswith("≈")
+                    )
                     sources.add(item["citation"])
                     if item["note"]:
                         table.notes.append(f"reported {item['method']}, {group}: {item['note']}")
@@ -173,19 +198,31 @@ def table_datasets(reference: Reference, runs: pd.DataFrame) -> tuple[list[str],
 
 # ---------------------------------------------------------------------------- Table 2
 def denoising_long(aggregated: pd.DataFrame, episode_lengths: dict[tuple[str, str, str], int]) -> pd.DataFrame:
-    """Aggregated ``success_rate/<noise>/<level>[/T<k>]`` rows with parsed noise, level and T."""
+    """Aggregated per-cell success rates with parsed noise, level and T (0: unknown)."""
     rows = []
     for item in aggregated[aggregated["benchmark"] == DENOISING].itertuples(index=False):
         match = DENOISING_METRIC.match(str(item.metric))
         if not match:
             continue
-        length = match["T"] or episode_lengths.get((item.suite, item.model, item.dataset))
         try:
             level = float(match["level"])
         except ValueError:
             continue
-        rows.append({**item._asdict(), "noise": match["noise"], "level": level, "T": int(length) if length else 0})
-    return pd.DataFrame(rows)
+        length = int(match["T"]) if match["T"] else 0
+        rows.append({**item._asdict(), "noise": match["noise"], "level": level, "T": length, "per_t": bool(match["T"])})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    # per (run group) prefer the per-T cells; the T-averaged ones stand in only where none exist
+    has_per_t = frame.groupby(["suite", "model", "dataset"])["per_t"].transform("any")
+    frame = frame[frame["per_t"] | ~has_per_t].copy()
+    unknown = ~frame["per_t"]
+    if unknown.any():
+        frame.loc[unknown, "T"] = [
+            episode_lengths.get(key, 0)
+            for key in zip(frame.loc[unknown, "suite"], frame.loc[unknown, "model"], frame.loc[unknown, "dataset"])
+        ]
+    return frame
 
 
 def denoising_table(
@@ -214,7 +251,7 @@ def denoising_table(
     lengths = sorted(set(measured["T"]))
     classes = measured.drop_duplicates("label").set_index("label")["memory_class"]
     for length in lengths:
-        group = f"T={length}" if length else "T=?"
+        group = f"T={length}" if length else "averaged over T"
         here = measured[measured["T"] == length]
         for label in sorted(set(here["label"])):
             key = f"{length}|{label}"
@@ -235,10 +272,12 @@ def denoising_table(
                 hit = reported[(reported["dataset"] == row[0]) & (reported["noise"] == row[1])]
                 hit = hit[hit["level"].map(lambda v: f"{v:g}") == row[2]]
                 table.cells[(row, ref_key)] = Cell(mean=float(hit["value"].iloc[0])) if len(hit) else Cell(text=MISSING)
-    if any(c.reference for c in table.columns):
-        table.notes.append(f"Reported: {refs['citation'].iloc[0]} (binarized Omniglot; success = at most 1 % wrong pixels).")
+    if any(c.reference and any(table.cell(r, c.key).has_value for r in table.rows) for c in table.columns):
+        table.notes.append(
+            f"Reported: {refs['citation'].iloc[0]} (binarized Omniglot; success = at most 1 % wrong pixels)."
+        )
     table.notes.append("Bold: best measured model at the same T in each row.")
-    return mark_best(table)
+    return mark_best(drop_empty_reference_columns(table))
 
 
 # ---------------------------------------------------------------------------- reported-only tables
@@ -256,14 +295,18 @@ def reported_tables(reference: Reference) -> list[Table]:
         )
         for dataset in dict.fromkeys(refs["dataset"]):
             unit = str(refs.loc[refs["dataset"] == dataset, "unit"].iloc[0])
-            table.columns.append(Column(dataset, reference.dataset_labels.get(dataset, dataset), unit, False, reference=True))
+            table.columns.append(
+                Column(dataset, reference.dataset_labels.get(dataset, dataset), unit, False, reference=True)
+            )
         for item in refs.itertuples(index=False):
             row = (item.method,)
             if row not in table.rows:
                 table.rows.append(row)
             table.cells[(row, item.dataset)] = Cell(mean=item.value, approx=str(item.note).startswith("≈"))
             if item.note:
-                table.notes.append(f"{item.method}, {reference.dataset_labels.get(item.dataset, item.dataset)}: {item.note}")
+                table.notes.append(
+                    f"{item.method}, {reference.dataset_labels.get(item.dataset, item.dataset)}: {item.note}"
+                )
         tables.append(table)
     refs = reference.denoising
     if not refs.empty:
@@ -293,24 +336,30 @@ def paired_table(paired: pd.DataFrame) -> Table | None:
         return None
     table = Table(
         name="paired_differences",
-        title="Paired differences on shared test episodes (model A − model B)",
+        title="Paired differences on shared test episodes and queries (model A − model B)",
         index=["suite", "dataset", "metric", "A − B"],
         show_n=False,
     )
     table.columns = [
         Column("diff", "mean difference", "", None),
         Column("basis", "CI over", "", None),
-        Column("better", "A better", "% of episodes", None),
+        Column("better", "A better", "% of pairs", None),
     ]
     for item in paired.itertuples(index=False):
-        row = (item.suite, item.dataset, f"{metric_label(item.metric)} [{item.unit}]", f"{item.model_a} − {item.model_b}")
+        row = (
+            item.suite,
+            item.dataset,
+            f"{metric_label(item.metric)} [{item.unit}]",
+            f"{item.model_a} − {item.model_b}",
+        )
         table.rows.append(row)
         table.cells[(row, "diff")] = Cell(mean=item.mean_diff, low=item.ci95_low, high=item.ci95_high, n=item.n_seeds)
         table.cells[(row, "basis")] = Cell(text=str(item.ci_basis))
         table.cells[(row, "better")] = Cell(mean=100.0 * item.a_better_fraction)
     table.notes.append(
         "Negative differences favour A when lower is better. CI over seeds (per-seed mean differences) when two "
-        "or more seeds share episodes, else over episodes (paired t)."
+        "or more seeds share episodes, else over the paired episodes or queries (paired t). 'A better': share of "
+        "pairs where A is strictly better. Per-query values are pooled over every T, noise and level of a run."
     )
     if any(math.isnan(v) for v in paired["ci95_low"]):
         table.notes.append("No CI where only one paired value exists.")

@@ -16,7 +16,19 @@ import yaml
 
 REFERENCE_FILE = Path(__file__).with_name("reference_values.yaml")
 NELBO_COLUMNS = ["table", "source", "citation", "method", "model", "kind", "dataset", "value", "unit", "note"]
-DENOISING_COLUMNS = ["source", "citation", "method", "model", "dataset", "T", "noise", "level", "label", "value", "unit"]
+DENOISING_COLUMNS = [
+    "source",
+    "citation",
+    "method",
+    "model",
+    "dataset",
+    "T",
+    "noise",
+    "level",
+    "label",
+    "value",
+    "unit",
+]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ header), its direction (``higher_is_better``; ↑/↓ in the header) and whether
 reference values (never marked, visually set apart). The best measured mean is marked in bold:
 down each column (within groups of rows when ``Table.best_within`` names a row label, e.g. one
 dataset), or across the columns of a group in each row (``Table.best_across_group``, e.g. the
-models at one episode length in Table 2). Exact ties are all marked.
+models at one episode length in Table 2). Exact ties are all marked, unless every entry ties.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class Column:
         unit = f" [{self.unit}]" if self.unit else ""
         return f"{self.header}{arrow}{unit}"
 
-    def flat_label(self) -> str:
-        return f"{self.group}: {self.label()}" if self.group else self.label()
+    def flat_label(self, arrows: bool = True) -> str:
+        return f"{self.group}: {self.label(arrows)}" if self.group else self.label(arrows)
 
 
 @dataclass
@@ -82,6 +82,14 @@ class Table:
         return not self.rows or not self.columns
 
 
+def drop_empty_reference_columns(table: Table) -> Table:
+    """Remove reported columns with no value in any row (e.g. a dataset the papers did not report)."""
+    table.columns = [
+        c for c in table.columns if not c.reference or any(table.cell(row, c.key).has_value for row in table.rows)
+    ]
+    return table
+
+
 # ---------------------------------------------------------------------------- best marking
 def mark_best(table: Table) -> Table:
     """Set ``Cell.best`` on the best measured means (ties included); reference columns never."""
@@ -105,16 +113,18 @@ def mark_best(table: Table) -> Table:
 
 def _mark(cells: list[Cell | None], column: Column) -> None:
     values = [c for c in cells if c is not None and c.has_value]
-    if len(values) < 2:
-        return  # a single entry is not "best" of anything
+    if len(values) < 2 or len({c.mean for c in values}) == 1:
+        return  # a single entry, or all entries equal: nothing is "best"
     best = max(c.mean for c in values) if column.higher_is_better else min(c.mean for c in values)
     for cell in values:
-        cell.best = cell.mean == best
+        cell.best = bool(cell.mean == best)
 
 
 # ---------------------------------------------------------------------------- number formatting
-def decimals_for(values: list[float]) -> int:
-    """Decimals for a column: 3 below 1, 2 below 1000, else 1 (paper-like precision)."""
+def decimals_for(values: list[float], unit: str = "") -> int:
+    """Decimals for a column: 1 for percentages; else 3 below 1, 2 below 1000, else 1 (paper-like precision)."""
+    if unit.startswith("%"):
+        return 1
     finite = [abs(v) for v in values if math.isfinite(v)]
     largest = max(finite, default=0.0)
     return 3 if largest < 1 else 2 if largest < 1000 else 1
@@ -143,7 +153,7 @@ def _formatted(table: Table) -> dict[str, list[str]]:
     out = {}
     for column in table.columns:
         cells = [table.cell(row, column.key) for row in table.rows]
-        decimals = decimals_for([c.mean for c in cells])
+        decimals = decimals_for([c.mean for c in cells], column.unit)
         out[column.key] = [
             format_cell(c, decimals, column.reference, table.show_ci, table.row_n(row) if table.show_n else 0)
             for c, row in zip(cells, table.rows)
@@ -152,15 +162,26 @@ def _formatted(table: Table) -> dict[str, list[str]]:
 
 
 def legend(table: Table) -> str:
-    """The caption line explaining marks, spreads and reference columns."""
-    parts = ["bold: best measured mean (↓ lower / ↑ higher is better)"]
-    parts.append("± std over seeds" + (", [95 % CI] (Student t, n−1 df)" if table.show_ci else ""))
-    if table.show_n:
+    """The caption line explaining what the table shows: marks, spreads, n, placeholders, reference columns."""
+    measured = [c for c in table.columns if not c.reference]
+    cells = [table.cell(row, c.key) for row in table.rows for c in measured]
+    parts = []
+    if any(c.higher_is_better is not None for c in measured):
+        parts.append("bold: best measured mean (↓ lower / ↑ higher is better)")
+    if any(math.isfinite(c.std) for c in cells):
+        parts.append("± std over seeds")
+    if table.show_ci and any(math.isfinite(c.low) for c in cells):
+        parts.append("[95 % CI] (Student t)")
+    if table.show_n and measured:
         parts.append("n: seeds")
-    parts.append(f"{MISSING}: no result, n/a: not applicable")
-    if any(c.reference for c in table.columns):
-        parts.append("'reported' columns: the papers' numbers, reference only — not measured here")
-    return "; ".join(parts) + "."
+    texts = {table.cell(row, c.key).text for row in table.rows for c in table.columns}
+    meanings = {MISSING: "no result", NOT_APPLICABLE: "not applicable", FAILED: "the run failed"}
+    parts += [f"{text}: {meanings[text]}" for text in (MISSING, NOT_APPLICABLE, FAILED) if text in texts]
+    if measured and len(measured) < len(table.columns):
+        parts.append("shaded 'reported' columns: the papers' numbers, reference only — not measured here")
+    elif not measured and table.columns:
+        parts.append("reported values as printed in the source; reference only — not measured here")
+    return "; ".join(parts) + "." if parts else ""
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -188,11 +209,34 @@ def _md_escape(text: str) -> str:
 
 # ---------------------------------------------------------------------------- LaTeX
 LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$",
-    "×": r"$\times$", "≈": r"$\approx$", "°": r"$^\circ$", "—": "---", "–": "--", "−": "-", "·": r"$\cdot$",
-    "‖": r"$\|$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\rightarrow$", "α": r"$\alpha$", "σ": r"$\sigma$",
-}  # fmt: skip
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "↓": r"$\downarrow$",
+    "↑": r"$\uparrow$",
+    "×": r"$\times$",
+    "≈": r"$\approx$",
+    "°": r"$^\circ$",
+    "—": "---",
+    "–": "--",
+    "−": "-",
+    "·": r"$\cdot$",
+    "‖": r"$\|$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "→": r"$\rightarrow$",
+    "α": r"$\alpha$",
+    "σ": r"$\sigma$",
+    "§": r"\S{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -217,7 +261,9 @@ def to_latex(table: Table) -> str:
     write("% memorybench report table; requires \\usepackage{booktabs,graphicx}\n")
     write("\\begin{table}[t]\n\\centering\n")
     write(f"\\caption{{{latex_escape(table.title)}}}\n\\label{{tab:{latex_escape(table.name).replace(chr(92), '')}}}\n")
-    write(f"\\resizebox{{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}}{{!}}{{%\n\\begin{{tabular}}{{{spec}}}\n")
+    write(
+        f"\\resizebox{{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}}{{!}}{{%\n\\begin{{tabular}}{{{spec}}}\n"
+    )
     write("\\toprule\n")
     groups = [c.group for c in table.columns]
     if any(groups):
@@ -259,7 +305,7 @@ def to_frame(table: Table) -> pd.DataFrame:
     for row in table.rows:
         record: dict[str, object] = dict(zip(table.index, row))
         for column in table.columns:
-            cell, label = table.cell(row, column.key), column.flat_label()
+            cell, label = table.cell(row, column.key), column.flat_label(arrows=False)
             record[label] = cell.mean if cell.has_value else math.nan
             if column.reference:
                 continue
@@ -304,7 +350,9 @@ def to_html(table: Table) -> str:
         out.append("<tr>" + "".join(f"<th>{esc(str(v))}</th>" for v in row))
         for column in table.columns:
             cell = table.cell(row, column.key)
-            classes = [name for name, on in (("ref", column.reference), ("best", cell.best), ("na", bool(cell.text))) if on]
+            classes = [
+                name for name, on in (("ref", column.reference), ("best", cell.best), ("na", bool(cell.text))) if on
+            ]
             tip = ""
             if math.isfinite(cell.low) and math.isfinite(cell.high):
                 tip = f' title="95% CI [{cell.low:.4g}, {cell.high:.4g}], n={cell.n}"'

@@ -87,23 +87,83 @@ def check_writable(directory: Path) -> None:
         raise UsageError(f"--out {directory}: {probe} is not writable")
 
 
+RUNNERS = ("inline", "local", "slurm")
+LOCAL_FLAGS = {"workers": "--workers", "gpus": "--gpus"}
+SLURM_FLAGS = {
+    "partition": "--partition",
+    "time_min": "--time",
+    "mem_gb": "--mem",
+    "cpus_per_task": "--cpus-per-task",
+    "gpus_per_job": "--gpus-per-job",
+    "array_parallelism": "--array-parallelism",
+    "max_requeues": "--max-requeues",
+}
+RESOURCE_SECTIONS = ("local", "slurm")
+
+
+def resolve_backend(args: argparse.Namespace, resources: dict) -> object:
+    """Validate ``--runner`` and its resources (suite ``resources:`` + flags) before anything is written.
+
+    Returns the backend's validated resources (None for inline); raises one-line errors for an
+    unknown runner, a flag of another runner, bad values, GPUs this machine lacks, or no sbatch.
+    """
+    from memories.registry import suggest
+
+    if args.runner not in RUNNERS:
+        raise UsageError(
+            f"--runner {args.runner!r}: unknown runner{suggest(args.runner, list(RUNNERS))}; choose from {', '.join(RUNNERS)}"
+        )
+    unknown = [key for key in resources if key not in RESOURCE_SECTIONS]
+    if unknown:
+        raise ConfigError(
+            f"resources: unknown key {unknown[0]!r}{suggest(str(unknown[0]), list(RESOURCE_SECTIONS))}; valid keys: {', '.join(RESOURCE_SECTIONS)}"
+        )
+    local_given = [flag for key, flag in LOCAL_FLAGS.items() if getattr(args, key) is not None]
+    slurm_given = [flag for key, flag in SLURM_FLAGS.items() if getattr(args, key) is not None]
+    slurm_given += ["--sbatch"] * bool(args.sbatch) + ["--wait"] * args.wait
+    if args.runner != "local" and local_given:
+        raise UsageError(f"{local_given[0]} applies only to --runner local")
+    if args.runner != "slurm" and slurm_given:
+        raise UsageError(f"{slurm_given[0]} applies only to --runner slurm")
+    if args.runner == "local":
+        from runners.local import check_local, local_resources
+
+        local = local_resources(resources.get("local"), args.workers, args.gpus)
+        check_local(local)
+        return local
+    if args.runner == "slurm":
+        from runners.slurm import check_slurm, slurm_resources
+
+        slurm = slurm_resources(resources.get("slurm"), {key: getattr(args, key) for key in SLURM_FLAGS}, args.sbatch)
+        check_slurm(slurm)
+        return slurm
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from runners.dispatch import plan_runs, prepare, run_inline
     from runners.results import suite_dir as make_suite_dir
+    from runners.status import settle
     from runners.suite import load_suite
-    from runners.summary import markdown, write_summary
 
     suite = load_suite(args.config, args.set, args.data_root)
     out = Path(args.out)
     check_writable(out)
+    resources = resolve_backend(args, suite.resources)
     suite_dir = make_suite_dir(out, suite.name)
     planned = plan_runs(suite.runs, suite_dir, retry_failed=args.retry_failed)
-    counts = {action: sum(run.action == action for run in planned) for action in ("start", "resume", "retry", "skip", "skip_failed")}
+    planned = settle(planned, args.retry_failed, record=not args.dry_run)
+    counts = {
+        action: sum(run.action == action for run in planned)
+        for action in ("start", "resume", "retry", "skip", "skip_failed", "active")
+    }
     print(
         f"suite {suite.name!r}: {len(planned)} runs -> {suite_dir} "
         f"(start {counts['start']}, resume {counts['resume']}, retry {counts['retry']}, "
-        f"skip {counts['skip']} done, {counts['skip_failed']} failed)"
+        f"skip {counts['skip']} done, {counts['skip_failed']} failed"
+        + (f", {counts['active']} already queued or running)" if counts["active"] else ")")
     )
+    includes = [str(Path(m).resolve()) if m.endswith(".py") else m for m in args.include]
     if args.dry_run:
         import json
 
@@ -113,19 +173,67 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print("    " + json.dumps(run.spec.identity(), sort_keys=True))
         if counts["skip_failed"]:
             print("  (failed runs are retried only with --retry-failed)")
+        if args.runner == "slurm":
+            from runners.slurm import cluster_max_array_size, describe
+
+            print(describe(resources, sum(run.will_run for run in planned), cluster_max_array_size()))  # type: ignore[arg-type]
         return 0
     todo = prepare(planned)
-    backend = args.runner
-    if backend == "inline":
-        run_inline(todo, progress=None if args.progress else False)
+    if args.runner == "slurm":
+        return _run_slurm(args, planned, todo, resources, suite_dir, suite.name, includes)
+    if args.runner == "local":
+        from runners.local import run_local
+
+        run_local(todo, resources, includes)  # type: ignore[arg-type]
     else:
-        raise UsageError(f"--runner {backend!r} is not available in this build; use inline")
+        run_inline(todo, progress=None if args.progress else False)
+    return _finish_run(suite_dir, planned)
+
+
+def _finish_run(suite_dir: Path, planned: list) -> int:
+    """Summary table from the run directories; exit status 1 when any run failed."""
+    from runners.summary import markdown, write_summary
+
     table = write_summary(suite_dir, [run.run_dir for run in planned])
     print()
     print(markdown(table) if not table.empty else "(no results)")
     print(f"results: {suite_dir}/summary.csv, {suite_dir}/summary.md and one directory per run")
     failed = int((table["status"] == "failed").sum()) if "status" in table else 0
     return 1 if failed else 0
+
+
+def _run_slurm(
+    args: argparse.Namespace,
+    planned: list,
+    todo: list,
+    resources: object,
+    suite_dir: Path,
+    name: str,
+    includes: list[str],
+) -> int:
+    from runners.slurm import SubmissionError, submit, wait
+
+    if todo:
+        try:
+            submission = submit(todo, resources, suite_dir, name, includes)  # type: ignore[arg-type]
+        except SubmissionError as error:
+            print(f"memorybench: error: {error}", file=sys.stderr)
+            return 1
+        print(f"slurm logs: {submission.log_dir}")
+    else:
+        print("nothing to submit")
+    in_flight = [run for run in planned if run.will_run or run.action == "active"]
+    if not args.wait:
+        if in_flight:
+            print(f"follow with: memorybench status {suite_dir}   (or re-run with --wait)")
+            return 0
+        return _finish_run(suite_dir, planned)
+    try:
+        wait([run.run_dir for run in in_flight], poll_s=args.poll)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; the jobs keep running: memorybench status {suite_dir}", file=sys.stderr)
+        return 130
+    return _finish_run(suite_dir, planned)
 
 
 @subcommand
@@ -138,9 +246,63 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved runs and do nothing else")
     parser.add_argument("--verbose", "-v", action="store_true", help="with --dry-run: print each run's resolved config")
     parser.add_argument("--runner", default="inline", help="backend: inline (default), local, slurm")
-    parser.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="run failed runs again (resuming from their checkpoints)"
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    local = parser.add_argument_group("--runner local (default: resources.local in the suite)")
+    local.add_argument("--workers", metavar="N", help="worker processes (default: one per --gpus device, else 1)")
+    local.add_argument("--gpus", metavar="LIST", help="CUDA devices, e.g. 0,1: one job per GPU at a time")
+    slurm = parser.add_argument_group("--runner slurm (default: resources.slurm in the suite)")
+    slurm.add_argument("--partition", metavar="P", help="SLURM partition")
+    slurm.add_argument(
+        "--time", dest="time_min", metavar="T", help="time limit per job: minutes, H:MM:SS or D-HH:MM:SS"
+    )
+    slurm.add_argument("--mem", dest="mem_gb", metavar="SIZE", help="memory per job, e.g. 16G or 500M")
+    slurm.add_argument("--cpus-per-task", metavar="N", help="CPUs per job")
+    slurm.add_argument("--gpus-per-job", metavar="N", help="GPUs per job")
+    slurm.add_argument("--array-parallelism", metavar="N", help="most jobs of the suite running at once (default 256)")
+    slurm.add_argument("--max-requeues", metavar="N", help="requeues of a preempted or timed-out job (default 3)")
+    slurm.add_argument(
+        "--sbatch", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option, e.g. account=proj"
+    )
+    slurm.add_argument("--wait", action="store_true", help="block until every run has finished, with a live summary")
+    slurm.add_argument("--poll", type=float, default=15.0, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.set_defaults(handler=cmd_run)
+
+
+# ---------------------------------------------------------------------------- status
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from runners.status import collect, status_json, status_table, summary_line
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such results directory")
+    views = collect(root)
+    shown = [view for view in views if not args.state or view.state in args.state]
+    if args.json:
+        print(json.dumps({**status_json(root, views), "runs": [view.to_dict() for view in shown]}, indent=2))
+        return 0
+    print(f"{root}: {summary_line(views)}")
+    if shown:
+        print(status_table(shown))
+    return 0
+
+
+@subcommand
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("status", help="where every run of a results directory stands")
+    parser.add_argument("results_dir", help="a results root or one suite's directory")
+    parser.add_argument("--json", action="store_true", help="one JSON object: counts and a runs list")
+    parser.add_argument(
+        "--state",
+        action="append",
+        choices=["pending", "running", "done", "failed", "not_applicable"],
+        help="only runs in this state (repeatable)",
+    )
+    parser.set_defaults(handler=cmd_status)
 
 
 # ---------------------------------------------------------------------------- validate

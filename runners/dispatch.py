@@ -13,10 +13,10 @@ from pathlib import Path
 
 from benchmarks.trainer import CHECKPOINT
 from runners.execute import execute_run, prepare_run_dir
-from runners.results import RESULT_FILE, read_result
+from runners.results import RESULT_FILE, STATUS_FILE, read_result, write_status
 from runners.suite import RunSpec
 
-ACTIONS = ("skip", "skip_failed", "resume", "start", "retry")
+ACTIONS = ("skip", "skip_failed", "active", "resume", "start", "retry")  # active: still queued/running elsewhere
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     for run in todo:
         if run.action == "retry":
             clear_failure(run)
+        if (run.run_dir / STATUS_FILE).is_file():  # dispatched before: forget that attempt's job and error
+            note = "retrying after a failure" if run.action == "retry" else None
+            write_status(run.run_dir, "pending", error=None, slurm_job_id=None, note=note)
         prepare_run_dir(run.spec, run.run_dir)
     return todo
 

@@ -87,10 +87,31 @@ def execute_run(
     prepare_run_dir(spec, run_dir)
     attempts = int((read_json(run_dir / STATUS_FILE) or {}).get("attempts", 0)) + 1
     log_path = log_path or str(run_dir / LOG_FILE)
-    write_status(run_dir, "running", attempts=attempts, started=now(), log=log_path, error=None)
+    write_status(run_dir, "running", attempts=attempts, started=now(), log=log_path, error=None, note=None)
     started = time.perf_counter()
     device = pick_device()
-    base: dict[str, Any] = {
+    base: dict[str, Any] = {**_result_header(spec, attempts), "environment": environment(device)}
+    try:
+        result = {**base, **_run(spec, run_dir, device, progress)}
+    except Exception as error:  # the run failed; the suite goes on
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
+        result = {**base, "status": "failed", "error": message, "log": log_path, "metrics": {}}
+    except BaseException:  # Ctrl-C, a worker told to stop, SLURM preemption (sys.exit): resumable, not failed
+        write_status(run_dir, "pending", note="interrupted; the next attempt resumes from the last checkpoint")
+        raise
+    result["wall_time_s"] = round(time.perf_counter() - started, 3)
+    result["finished"] = now()
+    atomic_write_json(run_dir / RESULT_FILE, result)
+    write_status(
+        run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
+    )
+    return result
+
+
+def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
+    return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "run_id": spec.run_id,
         "suite": spec.suite,
@@ -103,21 +124,32 @@ def execute_run(
         "attempts": attempts,
         "start_step": 0,
         "git_commit": git_commit(),
-        "environment": environment(device),
     }
-    try:
-        result = {**base, **_run(spec, run_dir, device, progress)}
-    except Exception as error:  # the run failed; the suite goes on
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(traceback.format_exc())
-        result = {**base, "status": "failed", "error": message, "log": log_path, "metrics": {}}
-    result["wall_time_s"] = round(time.perf_counter() - started, 3)
-    result["finished"] = now()
+
+
+def record_failure(run_dir: str | Path, error: str, log_path: str | None = None) -> dict[str, Any]:
+    """Record a run whose process died without a result (killed worker, lost SLURM job) as failed.
+
+    Writes the same failed ``result.json`` and ``status.json`` that :func:`execute_run` writes for a
+    run that raised; an existing result is never overwritten (the run finished after all).
+    """
+    run_dir = Path(run_dir)
+    existing = read_json(run_dir / RESULT_FILE)
+    if existing is not None:
+        return existing
+    spec = RunSpec.from_dict(read_json(run_dir / SPEC_FILE) or {})
+    status = read_json(run_dir / STATUS_FILE) or {}
+    log_path = log_path or status.get("log") or str(run_dir / LOG_FILE)
+    result = {
+        **_result_header(spec, int(status.get("attempts", 0))),
+        "status": "failed",
+        "error": error,
+        "log": log_path,
+        "metrics": {},
+        "finished": now(),
+    }
     atomic_write_json(run_dir / RESULT_FILE, result)
-    write_status(
-        run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
-    )
+    write_status(run_dir, "failed", error=error, log=log_path, finished=result["finished"], note=None)
     return result
 
 
@@ -131,10 +163,10 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     if reason:
         return {"status": "not_applicable", "reason": reason, "metrics": {}}
     dataset = datasets.create(spec.dataset, spec.data_root, **spec.dataset_config)
+    torch.manual_seed(spec.seed)  # before building the model: its initialisation is part of the run
     model = memories.create(
         spec.memory_class, image_shape=dataset.image_shape, likelihood=dataset.likelihood, **spec.memory_config
     )
-    torch.manual_seed(spec.seed)
     extra: dict[str, Any] = {}
     if benchmark_class.needs_training:
         train_config = from_mapping(TrainConfig, spec.train_config, "train")

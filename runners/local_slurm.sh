@@ -30,7 +30,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 require_tools() {
   local missing=()
-  for tool in munged mungekey slurmctld slurmd sinfo sbatch scontrol; do
+  for tool in munged mungekey munge unmunge runuser slurmctld slurmd sinfo sbatch scontrol; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -102,10 +102,11 @@ EOF
 }
 
 start_daemons() {
-  if ! pgrep -x munged >/dev/null 2>&1; then
+  if ! alive /run/munge/munged.pid; then
     say "starting munged"
     runuser -u munge -- /usr/sbin/munged
   fi
+  munge -n | unmunge >/dev/null || die "munge does not work (see /var/log/munge/munged.log)"
   if [ "${CONFIG_CHANGED:-0}" = 1 ] && { alive "$RUN/slurmctld.pid" || alive "$RUN/slurmd.pid"; }; then
     say "configuration changed: restarting slurmctld and slurmd"
     stop_daemons

@@ -1,0 +1,452 @@
+"""Capacity benchmark: a fixed memory holding ever longer episodes, up to a whole split.
+
+GPM §3.4, Figure 4a (MODELS.md §6.7): the memory size stays fixed while the episode length T
+doubles from K (the memory size) up to the whole split — 24,345 images of Omniglot's training
+split, 50,000 of binarized MNIST's. Per length, fixed episodes of the split (the same for every
+model) are written and their items read back: ``reconstruction/T<T>`` is −ln p(x | read(x, M))
+through the model's deterministic read, ``nelbo_cond/T<T>`` the model's NELBO-cond of the same
+items (``neg_elbo``; a seeded subset of at most ``max_queries`` items per episode when T is
+larger). The paper trains one model per T ("T-GPM"); here one trained model is evaluated at every
+length (test-time capacity) — for the paper's protocol, list one memory per training length in
+the suite. Run ``K`` sweeps (8×100, 32×100) as separate memories of the suite.
+
+Bounded memory: the model's per-item encoder and decoder run on at most ``chunk_size`` items at
+a time (the protocol's shared ``encode_items``/``decode_items`` helpers are wrapped for the
+duration of the benchmark), reads are issued in chunks, and several short episodes share one
+write only while their items fit a chunk. Infeasible lengths are recorded, never crashed on:
+before each length the time (and, when set, peak memory) is predicted from the growth measured
+at the previous two lengths (exponent clamped to [1, 3] for time, [1, 2] for memory); a length
+predicted over ``time_budget_s``/``memory_budget_mb`` — or running over the time budget between
+two writes, or running out of memory — gets ``status: skipped`` with the reason in
+``capacity.csv``, and so does every longer length.
+
+"Huge episode" denoising (§3.4, Figure 4b): the whole ``huge_split`` (Omniglot's 8,070 test
+images in the paper) is written as one episode, and ``huge_queries`` of its items are queried
+with ``huge_noise_level`` salt-and-pepper noise and read iteratively for ``huge_steps`` steps:
+``huge_hamming_final`` (the paper reports 97.08 pixels), ``huge_success_rate`` and the per-step
+``capacity_huge_denoising.csv``, with an image strip.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from benchmarks.artifacts import atomic_write_csv
+from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.corruptions import corruption_seed, format_level, salt_and_pepper
+from benchmarks.datasets import ImageSplit
+from benchmarks.denoising import read_trajectory
+from benchmarks.episodes import fixed_episodes
+from benchmarks.figures import Panel, image_grid, line_figure
+from benchmarks.metrics import mean_and_stderr, success, wrong_pixels
+from memories.configuration import require
+from memories.likelihoods import Reconstruction, nats_to_bits_per_dim
+from memories.protocol import MemoryModel
+
+LENGTHS_FILE = "capacity.csv"
+HUGE_FILE = "capacity_huge_denoising.csv"
+FIGURE_FILE = "capacity.png"
+HUGE_STRIP_FILE = "capacity_huge_denoising.png"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityConfig(BenchmarkConfig):
+    """Capacity settings; lengths default to K, 2K, 4K, ... and the whole split."""
+
+    split: str = "train"  # split the long episodes come from (the paper: the training split)
+    lengths: tuple[int, ...] = ()  # explicit episode lengths ([]: doubling from min_length)
+    min_length: int = 0  # first length of the doubling (0: the model's memory_size, else its episode_length)
+    max_length: int = 0  # last length (0: the whole split)
+    max_episodes: int = 4  # episodes per length (fewer when the split holds fewer)
+    max_queries: int = 1024  # items scored per episode, a seeded subset (0: every item)
+    chunk_size: int = 1024  # items per encoder/decoder call and per read
+    time_budget_s: float = 600.0  # per length (0: no limit)
+    memory_budget_mb: float = 0.0  # predicted peak memory per length (0: no limit)
+    huge_denoising: bool = True  # also write a whole split and denoise from it (§3.4)
+    huge_split: str = "test"  # the split written as one episode
+    huge_items: int = 0  # items of huge_split written (0: all of them)
+    huge_queries: int = 1024  # items queried with noise (0: every written item)
+    huge_noise_level: float = 0.05  # salt-and-pepper fraction of the queries
+    huge_steps: int = 20  # iterative-reading steps
+    threshold: float = 0.5  # binarization of each step's decoder mean (binary data)
+    success_fraction: float = 0.01  # success: at most ⌊fraction·pixels⌋ wrong pixels
+
+    def validate(self) -> None:
+        splits = ("test", "valid", "train")
+        require(self.split in splits, "split", f"{self.split!r} is not one of test, valid, train")
+        require(all(t > 0 for t in self.lengths), "lengths", f"must be positive, got {list(self.lengths)}")
+        require(self.min_length >= 0, "min_length", f"must be >= 0, got {self.min_length}")
+        require(self.max_length >= 0, "max_length", f"must be >= 0, got {self.max_length}")
+        require(
+            not (self.min_length and self.max_length) or self.min_length <= self.max_length,
+            "max_length",
+            f"must be >= min_length ({self.min_length}), got {self.max_length}",
+        )
+        require(self.max_episodes > 0, "max_episodes", f"must be positive, got {self.max_episodes}")
+        require(self.max_queries >= 0, "max_queries", f"must be >= 0, got {self.max_queries}")
+        require(self.chunk_size > 0, "chunk_size", f"must be positive, got {self.chunk_size}")
+        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
+        require(self.time_budget_s >= 0, "time_budget_s", f"must be >= 0, got {self.time_budget_s}")
+        require(self.memory_budget_mb >= 0, "memory_budget_mb", f"must be >= 0, got {self.memory_budget_mb}")
+        require(self.huge_split in splits, "huge_split", f"{self.huge_split!r} is not one of test, valid, train")
+        require(self.huge_items >= 0, "huge_items", f"must be >= 0, got {self.huge_items}")
+        require(self.huge_queries >= 0, "huge_queries", f"must be >= 0, got {self.huge_queries}")
+        require(
+            0.0 <= self.huge_noise_level <= 1.0, "huge_noise_level", f"must lie in [0, 1], got {self.huge_noise_level}"
+        )
+        require(self.huge_steps >= 1, "huge_steps", f"must be >= 1, got {self.huge_steps}")
+        require(0.0 < self.threshold < 1.0, "threshold", f"must lie in (0, 1), got {self.threshold}")
+        require(
+            0.0 <= self.success_fraction < 1.0, "success_fraction", f"must lie in [0, 1), got {self.success_fraction}"
+        )
+
+
+class Skipped(Exception):
+    """A length (or the huge-episode run) that does not fit the budgets; ``str()`` is the reason."""
+
+
+@contextmanager
+def chunked_items(model: MemoryModel, chunk: int) -> Iterator[None]:
+    """Within the block, ``model``'s per-item encoder/decoder calls see at most ``chunk`` items.
+
+    Wraps the protocol's shared ``encode_items``/``decode_items`` helpers on this instance (the
+    results are identical; only peak memory changes) and restores them afterwards.
+    """
+
+    def encode_items(encoder: torch.nn.Module, images: Tensor) -> Tensor:
+        flat = images.reshape(-1, *images.shape[-3:])
+        out = torch.cat([encoder(part) for part in flat.split(chunk)])
+        return out.reshape(*images.shape[:-3], *out.shape[1:])
+
+    def decode_items(decoder: torch.nn.Module, codes: Tensor) -> Reconstruction:
+        flat = codes.reshape(-1, codes.shape[-1])
+        params = torch.cat([decoder(part) for part in flat.split(chunk)])
+        return model.likelihood(params.reshape(*codes.shape[:-1], *params.shape[1:]))
+
+    model.encode_items = encode_items  # type: ignore[method-assign]
+    model.decode_items = decode_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del model.encode_items
+        del model.decode_items
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA or CPU allocation failure (torch raises these as RuntimeErrors)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    message = str(error).lower()
+    return isinstance(error, (RuntimeError, MemoryError)) and (
+        "out of memory" in message or "can't allocate memory" in message
+    )
+
+
+def extrapolate(history: list[tuple[int, float]], length: int, max_exponent: float) -> float | None:
+    """Predict a cost at ``length`` from (length, cost) pairs: power law through the last two
+    points, exponent clamped to [1, ``max_exponent``] (linear from a single point)."""
+    if not history:
+        return None
+    last_length, last_cost = history[-1]
+    exponent = 1.0
+    if len(history) >= 2:
+        previous_length, previous_cost = history[-2]
+        if previous_cost > 0 and last_cost > 0 and last_length > previous_length:
+            exponent = math.log(last_cost / previous_cost) / math.log(last_length / previous_length)
+            exponent = min(max(exponent, 1.0), max_exponent)
+    return last_cost * (length / last_length) ** exponent
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak on GPUs, else the process's peak RSS (MB)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.method = (
+            "torch.cuda.max_memory_allocated during the length"
+            if device.type == "cuda"
+            else "process peak resident set size so far (resource.getrusage ru_maxrss; monotone, includes everything)"
+        )
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_mb(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+
+
+def resolve_lengths(config: CapacityConfig, model: MemoryModel, split_size: int) -> list[int]:
+    """The configured lengths, or min_length, 2·min_length, ... below the cap, then the cap."""
+    if config.lengths:
+        return list(config.lengths)
+    start = config.min_length or getattr(model.config, "memory_size", 0) or model.config.episode_length
+    cap = min(config.max_length or split_size, split_size)
+    lengths, length = [], start
+    while length < cap:
+        lengths.append(length)
+        length *= 2
+    return [*lengths, cap]
+
+
+@register_benchmark("capacity")
+class CapacityBenchmark(Benchmark):
+    """Reconstruction and NELBO-cond as the episode doubles up to a whole split, plus huge-episode denoising."""
+
+    config_class = CapacityConfig
+    config: CapacityConfig
+
+    @torch.no_grad()
+    def run(self, context: BenchmarkContext) -> BenchmarkOutcome:
+        model, config = context.model.eval(), self.config
+        torch.manual_seed(context.seed)
+        split = context.dataset.split(config.split)
+        factor = 1.0 if model.binary_data else nats_to_bits_per_dim(1.0, math.prod(model.image_shape))
+        unit = "nats/image" if model.binary_data else "bits/dim"
+        meter = PeakMemory(context.device)
+        rows: list[dict[str, Any]] = []
+        times: list[tuple[int, float]] = []  # (T, seconds per episode)
+        peaks: list[tuple[int, float]] = []  # (T, peak MB)
+        stop: str | None = None
+        with chunked_items(model, config.chunk_size):
+            for length in resolve_lengths(config, model, len(split)):
+                row: dict[str, Any] = {"T": length, "status": "done", "reason": ""}
+                try:
+                    if length > len(split):
+                        raise Skipped(f"longer than the {config.split} split ({len(split)} images)")
+                    if stop:
+                        raise Skipped(stop)
+                    episodes = fixed_episodes(split, length, config.episode_seed, config.max_episodes)
+                    self._check_budget(times, peaks, length, len(episodes))
+                    row.update(self._evaluate_length(context, split, episodes, meter, factor))
+                    times.append((length, row["seconds"] / len(episodes)))
+                    peaks.append((length, row["peak_memory_mb"]))
+                except Skipped as skip:
+                    row.update(status="skipped", reason=f"skipped: {skip}")
+                    stop = stop or f"a shorter length was skipped ({skip})"
+                except Exception as failure:
+                    if not is_out_of_memory(failure):
+                        raise
+                    self._release(context.device)
+                    message = f"out of memory at T={length}: {str(failure).splitlines()[0][:160]}"
+                    row.update(status="skipped", reason=f"skipped: {message}")
+                    stop = f"a shorter length ran out of memory (T={length})"
+                rows.append(row)
+            huge = self._huge_denoising(context, times, stop) if config.huge_denoising else None
+
+        outcome = BenchmarkOutcome()
+        done = [row for row in rows if row["status"] == "done"]
+        for row in done:
+            outcome.add(f"reconstruction/T{row['T']}", row["reconstruction_mean"], unit)
+            outcome.add(f"nelbo_cond/T{row['T']}", row["nelbo_cond_mean"], unit)
+        if done:
+            outcome.add("reconstruction_longest", done[-1]["reconstruction_mean"], unit)
+            outcome.add("longest_length", done[-1]["T"], "items", higher_is_better=True)
+        outcome.add("lengths_skipped", len(rows) - len(done), "lengths")
+        atomic_write_csv(context.run_dir / LENGTHS_FILE, rows, columns=self._columns(rows))
+        outcome.files.append(LENGTHS_FILE)
+        if done:
+            self._figure(context, done, unit)
+            outcome.files.append(FIGURE_FILE)
+        protocol_huge: Any = "off"
+        if huge is not None:
+            protocol_huge = huge.pop("protocol")
+            for name, (value, metric_unit, higher) in huge.pop("metrics").items():
+                outcome.add(name, value, metric_unit, higher_is_better=higher)
+            outcome.files += huge.pop("files")
+        outcome.protocol = {
+            "split": config.split,
+            "lengths": [row["T"] for row in rows],
+            "skipped": {f"T{row['T']}": row["reason"] for row in rows if row["status"] != "done"},
+            "episode_seed": config.episode_seed,
+            "max_episodes": config.max_episodes,
+            "max_queries": config.max_queries,
+            "memory_size": getattr(model.config, "memory_size", None),
+            "trained_episode_length": model.config.episode_length,
+            "reconstruction": "-ln p(x | read(x, M)) of written items, deterministic read, per image",
+            "nelbo_cond": "model.neg_elbo of the same items (the whole episode, or neg_elbo(episode, queries=subset))",
+            "chunk_size": config.chunk_size,
+            "budgets": {"time_budget_s": config.time_budget_s, "memory_budget_mb": config.memory_budget_mb},
+            "peak_memory": meter.method,
+            "huge_denoising": protocol_huge,
+        }
+        return outcome
+
+    def _check_budget(
+        self, times: list[tuple[int, float]], peaks: list[tuple[int, float]], length: int, episodes: int
+    ) -> None:
+        config = self.config
+        per_episode = extrapolate(times, length, 3.0)
+        if config.time_budget_s and per_episode is not None and per_episode * episodes > config.time_budget_s:
+            raise Skipped(
+                f"predicted {per_episode * episodes:.0f} s for {episodes} episode(s) exceeds time_budget_s={config.time_budget_s:g}"
+            )
+        peak = extrapolate(peaks, length, 2.0)
+        if config.memory_budget_mb and peak is not None and peak > config.memory_budget_mb:
+            raise Skipped(f"predicted peak memory {peak:.0f} MB exceeds memory_budget_mb={config.memory_budget_mb:g}")
+
+    def _evaluate_length(
+        self, context: BenchmarkContext, split: ImageSplit, episodes: Tensor, meter: PeakMemory, factor: float
+    ) -> dict[str, Any]:
+        config, model = self.config, context.model
+        count, length = episodes.shape
+        per_write = max(1, min(config.batch_episodes, config.chunk_size // length))
+        generator = torch.Generator().manual_seed(corruption_seed(config.episode_seed, "capacity", length))
+        scored = length if not config.max_queries or config.max_queries >= length else config.max_queries
+        positions = torch.randperm(length, generator=generator)[:scored].sort().values
+        recon, nelbo = [], []
+        meter.start()
+        started = time.perf_counter()
+        for done, chunk in enumerate(episodes.split(per_write)):
+            images = split.images(chunk).to(context.device)  # [b, T, C, H, W]
+            queries = images if scored == length else images[:, positions.to(context.device)]
+            state = model.write(images)
+            per_read = max(1, config.chunk_size // images.shape[0])
+            recon.append(
+                torch.cat(
+                    [-model.read(part, state).log_prob(part).cpu() for part in queries.split(per_read, dim=1)], dim=1
+                )
+            )
+            result = model.neg_elbo(images) if scored == length else model.neg_elbo(images, queries)
+            nelbo.append(result.cond.cpu())
+            del state, result
+            elapsed = time.perf_counter() - started
+            if config.time_budget_s and elapsed > config.time_budget_s and done * per_write + len(chunk) < count:
+                raise Skipped(
+                    f"time budget exceeded: {elapsed:.0f} s after {done * per_write + len(chunk)} of {count} episodes "
+                    f"(time_budget_s={config.time_budget_s:g})"
+                )
+        seconds = time.perf_counter() - started
+        recon_mean, recon_stderr = mean_and_stderr(torch.cat(recon).mean(1) * factor)
+        nelbo_mean, nelbo_stderr = mean_and_stderr(torch.cat(nelbo).mean(1) * factor)
+        return {
+            "episodes": count,
+            "items_scored_per_episode": scored,
+            "reconstruction_mean": recon_mean,
+            "reconstruction_stderr": recon_stderr,
+            "nelbo_cond_mean": nelbo_mean,
+            "nelbo_cond_stderr": nelbo_stderr,
+            "seconds": round(seconds, 4),
+            "peak_memory_mb": round(meter.peak_mb(), 2),
+        }
+
+    def _huge_denoising(
+        self, context: BenchmarkContext, times: list[tuple[int, float]], stop: str | None
+    ) -> dict[str, Any] | None:
+        config, model = self.config, context.model
+        split = context.dataset.split(config.huge_split)
+        items = min(config.huge_items or len(split), len(split))
+        protocol: dict[str, Any] = {
+            "split": config.huge_split,
+            "items_written": items,
+            "noise": f"salt_pepper {format_level(config.huge_noise_level)}",
+            "steps": config.huge_steps,
+            "threshold": config.threshold,
+        }
+        predicted = extrapolate(times, items, 3.0)
+        if config.time_budget_s and predicted is not None and predicted > config.time_budget_s:
+            protocol["status"] = f"skipped: predicted {predicted:.0f} s exceeds time_budget_s={config.time_budget_s:g}"
+            return {"protocol": protocol, "metrics": {}, "files": []}
+        order = fixed_episodes(split, items, config.episode_seed, max_episodes=1)  # [1, N]: a seeded permutation
+        try:
+            written = split.images(order).to(context.device)
+            state = model.write(written)
+            queried = min(config.huge_queries or items, items)
+            clean = written[:, :queried]
+            generator = torch.Generator().manual_seed(
+                corruption_seed(config.episode_seed, "capacity_huge", config.huge_noise_level)
+            )
+            queries = salt_and_pepper(clean.cpu(), config.huge_noise_level, generator).to(context.device)
+            errors: list[Tensor] = []
+            strip: Tensor | None = None
+            for part_q, part_c in zip(queries.split(config.chunk_size, dim=1), clean.split(config.chunk_size, dim=1)):
+                images = torch.stack(
+                    [part_q, *read_trajectory(model, part_q, state, config.huge_steps, config.threshold)]
+                )
+                errors.append(wrong_pixels(images, part_c, model.binary_data).cpu())
+                if strip is None:
+                    strip = torch.cat([part_c[0, :6, None], images[:, 0, :6].transpose(0, 1)], dim=1).cpu()
+        except Exception as failure:
+            if not is_out_of_memory(failure):
+                raise
+            self._release(context.device)
+            protocol["status"] = f"skipped: out of memory writing {items} items: {str(failure).splitlines()[0][:160]}"
+            return {"protocol": protocol, "metrics": {}, "files": []}
+        error = torch.cat(errors, dim=2).flatten(1)  # [steps+1, queries]
+        pixels = math.prod(model.image_shape)
+        ok = success(error, pixels, config.success_fraction).double()
+        rows = [
+            {
+                "step": step,
+                "hamming_mean": float(error[step].double().mean()),
+                "success_rate": float(ok[step].mean()),
+                "queries": error.shape[1],
+            }
+            for step in range(config.huge_steps + 1)
+        ]
+        atomic_write_csv(context.run_dir / HUGE_FILE, rows)
+        assert strip is not None
+        image_grid(
+            strip,
+            context.run_dir / HUGE_STRIP_FILE,
+            title=f"{model.registry_name}: {items} items written, salt-and-pepper {config.huge_noise_level:g} queries",
+            column_labels=["clean", "query", *(str(s) for s in range(1, config.huge_steps + 1))],
+        )
+        protocol.update(status="done", queries=int(error.shape[1]))
+        if stop:
+            protocol["note"] = f"ran although a capacity length was skipped ({stop})"
+        return {
+            "protocol": protocol,
+            "metrics": {
+                "huge_hamming_final": (float(error[-1].double().mean()), "pixels", False),
+                "huge_hamming_query": (float(error[0].double().mean()), "pixels", False),
+                "huge_success_rate": (float(ok[-1].mean()), "fraction", True),
+            },
+            "files": [HUGE_FILE, HUGE_STRIP_FILE],
+        }
+
+    @staticmethod
+    def _release(device: torch.device) -> None:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @staticmethod
+    def _columns(rows: list[dict[str, Any]]) -> list[str]:
+        first = ["T", "status", "reason", "episodes", "items_scored_per_episode"]
+        rest = [
+            "reconstruction_mean",
+            "reconstruction_stderr",
+            "nelbo_cond_mean",
+            "nelbo_cond_stderr",
+            "seconds",
+            "peak_memory_mb",
+        ]
+        return first + rest
+
+    def _figure(self, context: BenchmarkContext, done: list[dict[str, Any]], unit: str) -> None:
+        lengths = [row["T"] for row in done]
+        panel = Panel(
+            title=f"memory size {getattr(context.model.config, 'memory_size', 'n/a')}",
+            xlabel="episode length T",
+            ylabel=unit,
+            logx=True,
+            base=2,
+            series={
+                "reconstruction": (lengths, [row["reconstruction_mean"] for row in done]),
+                "NELBO-cond": (lengths, [row["nelbo_cond_mean"] for row in done]),
+            },
+        )
+        line_figure([panel], context.run_dir / FIGURE_FILE, title=f"{context.model.registry_name}: capacity")

@@ -1,0 +1,215 @@
+"""Attractor-energy benchmark: is iterative reading a descent on the model's energy?
+
+GPM §2.4 and Figure 7e (MODELS.md §6.5, §12.19): iterative reading alternates addressing and
+decoding, and "in ideal cases" never increases the energy; spurious fixed points exist. Here the
+descent is measured instead of assumed. Episodes are written clean (the same fixed test episodes
+for every model); every item is queried with a corrupted copy (``noise``/``level``, seeded as in
+the denoising benchmark, or ``noise: none`` for the stored items themselves); the energy
+``model.energy(x_i, state)`` is evaluated at the query x_0 and after every step x_i of
+``iterative_read`` (the binarized decoder mean, as fed back). Each model defines its own energy
+(its ``energy_definition`` is recorded): for GPM −ln p(x | W̄M) + ‖e(x) − W̄M‖² with W̄ = e(x)M⁺.
+
+A step "descends" when E(x_{i+1}) ≤ E(x_i) + tol with tol = 1e-5·max(1, |E(x_i)|) (float32 noise).
+Metrics: ``descent_fraction`` (steps that descend, over all queries and steps), ``monotone_fraction``
+(queries whose energy never rises), ``decrease_fraction`` (queries that end lower than they start),
+``energy_initial``/``energy_final`` (means at step 0 and the last step) and ``energy_change``
+(mean of final − initial). Files: ``energy_steps.csv`` (per step: mean, median, quartiles, the
+fraction of queries that descended at that step, mean Hamming error to the clean item),
+``energy_queries.csv`` (every query's energy per step, long format) and ``energy.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from benchmarks.artifacts import atomic_write_csv
+from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.corruptions import corrupt, corruption_seed, format_level
+from benchmarks.denoising import read_trajectory
+from benchmarks.episodes import fixed_episodes
+from benchmarks.figures import Panel, line_figure
+from benchmarks.metrics import mean_and_stderr, quantiles, wrong_pixels
+from memories.configuration import require
+
+STEPS_FILE = "energy_steps.csv"
+QUERIES_FILE = "energy_queries.csv"
+FIGURE_FILE = "energy.png"
+RELATIVE_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyConfig(BenchmarkConfig):
+    """Energy-descent settings."""
+
+    split: str = "test"  # split the episodes come from
+    episode_length: int = 0  # T written (0: the model's episode_length)
+    max_episodes: int = 32  # episodes (0: the whole split once)
+    steps: int = 20  # iterative-reading steps
+    threshold: float = 0.5  # binarization of each step's decoder mean (binary data)
+    noise: Literal["none", "salt_pepper", "block", "rotation", "gaussian"] = "salt_pepper"  # query corruption
+    level: float = 0.15  # its level (fraction, block side, degrees or std)
+    salt_pepper_mode: Literal["flip", "random_value"] = "flip"
+    rotation_sign: Literal["random", "positive"] = "random"
+    trajectories_drawn: int = 12  # individual energy trajectories drawn in energy.png
+    save_queries: bool = True  # write energy_queries.csv
+
+    def validate(self) -> None:
+        require(self.split in ("test", "valid", "train"), "split", f"{self.split!r} is not one of test, valid, train")
+        require(self.episode_length >= 0, "episode_length", f"must be >= 0, got {self.episode_length}")
+        require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
+        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
+        require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require(0.0 < self.threshold < 1.0, "threshold", f"must lie in (0, 1), got {self.threshold}")
+        require(math.isfinite(self.level) and self.level >= 0, "level", f"must be finite and >= 0, got {self.level}")
+        if self.noise == "salt_pepper":
+            require(self.level <= 1.0, "level", f"a salt-and-pepper fraction must lie in [0, 1], got {self.level}")
+        if self.noise == "block":
+            require(
+                self.level == int(self.level) and self.level >= 1,
+                "level",
+                f"a block side must be a positive integer, got {self.level}",
+            )
+        require(self.trajectories_drawn >= 0, "trajectories_drawn", f"must be >= 0, got {self.trajectories_drawn}")
+
+
+@register_benchmark("energy")
+class EnergyBenchmark(Benchmark):
+    """Attractor energy per iterative-reading step: does reading descend the model's energy?"""
+
+    config_class = EnergyConfig
+    config: EnergyConfig
+
+    @torch.no_grad()
+    def run(self, context: BenchmarkContext) -> BenchmarkOutcome:
+        model, config = context.model.eval(), self.config
+        torch.manual_seed(context.seed)
+        split = context.dataset.split(config.split)
+        length = config.episode_length or model.config.episode_length
+        episodes = fixed_episodes(split, length, config.episode_seed, config.max_episodes)
+        clean_all = split.images(episodes)
+        generator = torch.Generator().manual_seed(
+            corruption_seed(config.episode_seed, "energy", length, config.noise, config.level)
+        )
+        queries_all = corrupt(
+            clean_all,
+            config.noise,
+            config.level,
+            generator,
+            binary=model.binary_data,
+            salt_pepper_mode=config.salt_pepper_mode,
+            rotation_sign=config.rotation_sign,
+        )
+        energies, errors = [], []
+        for start in range(0, len(episodes), config.batch_episodes):
+            clean = clean_all[start : start + config.batch_episodes].to(context.device)
+            queries = queries_all[start : start + config.batch_episodes].to(context.device)
+            state = model.write(clean)
+            images = [queries, *read_trajectory(model, queries, state, config.steps, config.threshold)]
+            energies.append(torch.stack([model.energy(x, state) for x in images]).double().cpu())  # [steps+1, b, T]
+            errors.append(torch.stack([wrong_pixels(x, clean, model.binary_data) for x in images]).cpu())
+        energy = torch.cat(energies, dim=1).flatten(1)  # [steps+1, N]
+        error = torch.cat(errors, dim=1).flatten(1)
+        if not bool(torch.isfinite(energy).all()):
+            raise FloatingPointError("energy: the model returned non-finite energies")
+
+        delta = energy[1:] - energy[:-1]
+        tolerance = RELATIVE_TOLERANCE * energy[:-1].abs().clamp(min=1.0)
+        descends = delta <= tolerance  # [steps, N]
+        outcome = BenchmarkOutcome()
+        outcome.add("descent_fraction", float(descends.double().mean()), "fraction", higher_is_better=True)
+        outcome.add("monotone_fraction", float(descends.all(0).double().mean()), "fraction", higher_is_better=True)
+        outcome.add(
+            "decrease_fraction", float((energy[-1] < energy[0]).double().mean()), "fraction", higher_is_better=True
+        )
+        outcome.add("energy_initial", float(energy[0].mean()), "energy", higher_is_better=False)
+        outcome.add("energy_final", float(energy[-1].mean()), "energy", higher_is_better=False)
+        outcome.add("energy_change", float((energy[-1] - energy[0]).mean()), "energy", higher_is_better=False)
+        outcome.add("hamming_final", float(error[-1].double().mean()), "pixels", higher_is_better=False)
+
+        step_rows = []
+        for step in range(config.steps + 1):
+            spread = quantiles(energy[step], (0.25, 0.5, 0.75))
+            mean, stderr = mean_and_stderr(energy[step])
+            step_rows.append(
+                {
+                    "step": step,
+                    "energy_mean": mean,
+                    "energy_stderr": stderr,
+                    "energy_q25": spread[0.25],
+                    "energy_median": spread[0.5],
+                    "energy_q75": spread[0.75],
+                    "descended_fraction": float(descends[step - 1].double().mean()) if step else math.nan,
+                    "hamming_mean": float(error[step].double().mean()),
+                    "queries": energy.shape[1],
+                }
+            )
+        atomic_write_csv(context.run_dir / STEPS_FILE, step_rows)
+        outcome.files.append(STEPS_FILE)
+        if config.save_queries:
+            rows = [
+                {"query": q, "episode": q // length, "item": q % length, "step": s, "energy": float(energy[s, q])}
+                for q in range(energy.shape[1])
+                for s in range(config.steps + 1)
+            ]
+            atomic_write_csv(context.run_dir / QUERIES_FILE, rows)
+            outcome.files.append(QUERIES_FILE)
+        self._figure(context, energy, step_rows)
+        outcome.files.append(FIGURE_FILE)
+        outcome.protocol = {
+            "split": config.split,
+            "episode_length": length,
+            "episodes": len(episodes),
+            "queries": int(energy.shape[1]),
+            "episode_seed": config.episode_seed,
+            "steps": config.steps,
+            "threshold": config.threshold if model.binary_data else "none (8-bit data)",
+            "query_noise": "none (the stored items)"
+            if config.noise == "none"
+            else f"{config.noise} {format_level(config.level)}",
+            "energy_definition": model.energy_definition,
+            "descent": f"E(x_i+1) <= E(x_i) + {RELATIVE_TOLERANCE:g} * max(1, |E(x_i)|)",
+            "memory": "written once per episode batch from the clean episode, never updated while reading",
+        }
+        return outcome
+
+    def _figure(self, context: BenchmarkContext, energy: torch.Tensor, step_rows: list[dict[str, Any]]) -> None:
+        steps = [row["step"] for row in step_rows]
+        series: dict[str, tuple[Any, ...]] = {
+            "median (quartile band)": (
+                steps,
+                [row["energy_median"] for row in step_rows],
+                [row["energy_q25"] for row in step_rows],
+                [row["energy_q75"] for row in step_rows],
+            )
+        }
+        panels = [Panel(title="all queries", xlabel="iterative-reading step", ylabel="energy", series=series)]
+        drawn = min(self.config.trajectories_drawn, energy.shape[1])
+        if drawn:
+            pick = torch.linspace(0, energy.shape[1] - 1, drawn).long()
+            individual = {f"query {int(q)}": (steps, energy[:, q].tolist()) for q in pick}
+            panels.append(
+                Panel(
+                    title="individual queries",
+                    xlabel="iterative-reading step",
+                    ylabel="energy",
+                    series=individual,
+                    legend=False,
+                )
+            )
+        noise = (
+            self.config.noise
+            if self.config.noise == "none"
+            else f"{self.config.noise} {format_level(self.config.level)}"
+        )
+        line_figure(
+            panels,
+            context.run_dir / FIGURE_FILE,
+            title=f"{context.model.registry_name}: energy while reading ({noise})",
+        )
+
+
+__all__ = ["EnergyBenchmark", "EnergyConfig"]

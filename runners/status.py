@@ -1,0 +1,276 @@
+"""Where every run of a results tree stands (``memorybench status``), and which runs are still alive.
+
+The run directories are the truth: ``result.json`` if present, else ``status.json``. The scheduler
+is only a hint, asked once per call and never per run: ``squeue`` tells whether a SLURM job that a
+run recorded is still queued or running, and ``sacct`` (often disabled) why it ended. A run whose
+files say pending/running but whose process or job is gone is *lost*: shown as failed here, and
+recorded as failed by ``memorybench run`` (so a rerun retries it only with ``--retry-failed``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.artifacts import read_json
+from runners.results import RESULT_FILE, STATUS_FILE, run_directories
+
+if TYPE_CHECKING:
+    from runners.dispatch import PlannedRun
+
+COUNTED = ("pending", "running", "done", "failed", "not_applicable")
+# squeue states of a job that still holds or waits for resources (everything else has ended).
+SLURM_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING"}
+SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "STOPPED", "RESV_DEL_HOLD"}
+SCHEDULER_TIMEOUT_S = 30
+
+
+@dataclass
+class RunView:
+    """One run as ``status`` shows it."""
+
+    run_dir: Path
+    state: str  # pending, running, done, failed, not_applicable
+    reason: str
+    attempts: int = 0
+    job_id: str | None = None  # SLURM job id (array jobs: ARRAY_TASK)
+    log: str | None = None
+    lost: bool = False  # files say pending/running but the process or job is gone
+    alive: bool = False  # a process or SLURM job is (or may be: unverifiable) working on it now
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def suite(self) -> str:
+        return self.run_dir.parent.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "suite": self.suite,
+            "state": self.state,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "job_id": self.job_id,
+            "log": self.log,
+        }
+
+
+# ---------------------------------------------------------------------------- scheduler hints
+def squeue_states(job_ids: Iterable[str]) -> dict[str, tuple[str, str]] | None:
+    """``{job_id: (STATE, reason)}`` for the jobs squeue still knows; None when squeue cannot answer.
+
+    One squeue call for all the array jobs involved (``-r`` lists array tasks one per line).
+    """
+    arrays = sorted({job_id.split("_")[0] for job_id in job_ids})
+    if not arrays or shutil.which("squeue") is None:
+        return {} if arrays else None
+    command = ["squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", f"--jobs={','.join(arrays)}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        # A single id squeue has forgotten is an error; the answer is still "not queued".
+        return {} if "Invalid job id" in done.stderr else None
+    states = {}
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            states[parts[0]] = (parts[1], parts[2])
+    return states
+
+
+def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """``{job_id: STATE}`` from accounting, or {} when sacct is missing or disabled (a hint only)."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    command = ["sacct", "-n", "-X", "-P", "-o", "JobID,State", f"--jobs={','.join(job_ids)}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if done.returncode != 0:
+        return {}
+    states = {}
+    for line in done.stdout.splitlines():
+        job_id, _, state = line.partition("|")
+        if state:
+            states[job_id.strip()] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
+    return states
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------------- probing
+def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
+    result = read_json(run_dir / RESULT_FILE)
+    status = read_json(run_dir / STATUS_FILE) or {}
+    view = RunView(
+        run_dir=run_dir,
+        state=str(status.get("state", "pending")),
+        reason=str(status.get("error") or status.get("note") or ""),
+        attempts=int(status.get("attempts", 0) or 0),
+        job_id=status.get("slurm_job_id"),
+        log=status.get("log"),
+    )
+    if result is not None:
+        view.state = str(result.get("status", "done"))
+        view.reason = str(result.get("error") or result.get("reason") or "")
+        view.attempts = int(result.get("attempts", view.attempts) or 0)
+        view.log = result.get("log") or view.log
+    return view, status
+
+
+def probe(run_dirs: Iterable[Path]) -> list[RunView]:
+    """The state of each run directory, with liveness checks for runs that claim to be in flight."""
+    views = [_recorded(Path(run_dir)) for run_dir in run_dirs]
+    statuses = {view.run_dir: status for view, status in views}
+    in_flight = [(view, status) for view, status in views if view.state in ("pending", "running")]
+    slurm_ids = [view.job_id for view, _ in in_flight if view.job_id]
+    queue = squeue_states(slurm_ids) if slurm_ids else None
+    gone = []
+    host = socket.gethostname()
+    for view, status in in_flight:
+        if view.job_id:
+            if queue is None:
+                view.reason = f"slurm job {view.job_id} (squeue unavailable: state as last recorded)"
+                view.alive = True  # cannot tell: never start it twice
+                continue
+            state, why = queue.get(view.job_id, ("", ""))
+            if state in SLURM_RUNNING or state in SLURM_WAITING:
+                view.state = "running" if state in SLURM_RUNNING else "pending"
+                view.alive = True
+                detail = f" ({why})" if why and why != "None" else ""
+                view.reason = f"slurm job {view.job_id} {state}{detail}"
+            else:
+                gone.append((view, state))
+        elif view.state == "running" and status.get("host") == host and isinstance(status.get("pid"), int):
+            if _process_alive(status["pid"]):
+                view.alive = True
+            else:
+                _mark_lost(view, f"process {status['pid']} on {host} ended without a result")
+        elif view.state == "running":  # another machine's process: cannot tell, never start it twice
+            view.alive = True
+            view.reason = view.reason or f"running on {status.get('host', '?')} (not checked from here)"
+    if gone:
+        accounting = sacct_states([view.job_id for view, state in gone if not state and view.job_id])
+        for view, state in gone:
+            state = state or accounting.get(view.job_id or "", "")
+            how = state if state else "no longer queued (no accounting record)"
+            _mark_lost(view, f"slurm job {view.job_id} ended without a result: {how}")
+            view.log = view.log or statuses[view.run_dir].get("slurm_stderr")
+    return [view for view, _ in views]
+
+
+def _mark_lost(view: RunView, reason: str) -> None:
+    if (view.run_dir / RESULT_FILE).is_file():  # finished while we looked
+        view.state, view.reason = _recorded(view.run_dir)[0].state, ""
+        return
+    view.state, view.reason, view.lost = "failed", reason, True
+
+
+def record_lost(views: Iterable[RunView]) -> int:
+    """Write a failed result for every lost run (see :func:`runners.execute.record_failure`)."""
+    from runners.execute import record_failure
+
+    recorded = 0
+    for view in views:
+        if view.lost:
+            record_failure(view.run_dir, view.reason, view.log)
+            view.lost = False
+            recorded += 1
+    return recorded
+
+
+def settle(planned: Sequence[PlannedRun], retry_failed: bool = False, record: bool = True) -> list[PlannedRun]:
+    """Before dispatch: runs still queued or running elsewhere become ``active`` (never started
+    twice); runs whose process or job died without a result count as failed — recorded as such
+    unless ``record`` is False (``--dry-run``) — and are skipped, or retried with ``retry_failed``."""
+    from runners.dispatch import classify
+
+    candidates = [run.run_dir for run in planned if run.will_run and (run.run_dir / STATUS_FILE).is_file()]
+    views = {view.run_dir: view for view in probe(candidates)}
+    if record:
+        record_lost(views.values())
+    settled = []
+    for run in planned:
+        view = views.get(run.run_dir)
+        if view is None:
+            settled.append(run)
+        elif view.alive:
+            settled.append(replace(run, action="active"))
+        elif view.lost:
+            settled.append(replace(run, action="retry" if retry_failed else "skip_failed"))
+        else:
+            settled.append(replace(run, action=classify(run.spec, run.run_dir, retry_failed)))
+    return settled
+
+
+# ---------------------------------------------------------------------------- reporting
+def counts(views: Iterable[RunView]) -> dict[str, int]:
+    tally = Counter(view.state for view in views)
+    return {state: tally.get(state, 0) for state in COUNTED}
+
+
+def status_json(results_dir: Path, views: Sequence[RunView]) -> dict[str, Any]:
+    """The ``status --json`` object: counts per state at the top level and one entry per run."""
+    return {"results_dir": str(results_dir), "total": len(views), **counts(views), "runs": [v.to_dict() for v in views]}
+
+
+def summary_line(views: Sequence[RunView]) -> str:
+    tally = counts(views)
+    parts = [f"{state.replace('_', ' ')} {n}" for state, n in tally.items() if n or state in ("done", "failed")]
+    return f"{len(views)} runs: " + ", ".join(parts)
+
+
+def status_table(views: Sequence[RunView], width: int = 100) -> str:
+    """A fixed-width table: state, run (suite/run_id when several suites), attempts, job, reason."""
+    several = len({view.suite for view in views}) > 1
+    names = [f"{v.suite}/{v.run_id}" if several else v.run_id for v in views]
+    name_width = max([len(name) for name in names] + [3])
+    job_width = max([len(v.job_id or "") for v in views] + [3])
+    lines = [f"{'state':<14} {'run':<{name_width}} {'try':>3} {'job':<{job_width}} reason"]
+    for view, name in zip(views, names):
+        reason = view.reason
+        if view.state == "failed" and view.log:
+            reason = f"{reason} (log: {view.log})"
+        lines.append(
+            f"{view.state:<14} {name:<{name_width}} {view.attempts:>3} {view.job_id or '-':<{job_width}} {reason}"
+        )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def collect(results_dir: str | Path) -> list[RunView]:
+    """Every run below ``results_dir`` (a results root or one suite's directory), probed."""
+    return probe(run_directories(results_dir))
+
+
+__all__ = [
+    "RunView",
+    "collect",
+    "counts",
+    "probe",
+    "record_lost",
+    "settle",
+    "status_json",
+    "status_table",
+    "summary_line",
+]

@@ -1,0 +1,58 @@
+"""One run in a fresh process: ``python -m runners.worker RUN_DIR [--include MODULE_OR_FILE ...]``.
+
+The local pool starts one of these per run (a crash, OOM kill or ``kill -9`` takes down this run
+only). The run is read from ``RUN_DIR/spec.json`` — the spec is all a worker receives — and
+executed by :func:`runners.execute.execute_run`, which records success or failure itself. SIGTERM
+(the pool stopping) is turned into an interruption: the run is left resumable, not failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+EXIT_INTERRUPTED = 130
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runners.worker", description=__doc__)
+    parser.add_argument("run_dir", help="a run directory prepared by `memorybench run` (holds spec.json)")
+    parser.add_argument("--include", action="append", default=[], help="plugin module or .py file to import first")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+
+    from benchmarks.artifacts import read_json
+    from memories.registry import import_user_module
+    from runners.execute import execute_run
+    from runners.results import SPEC_FILE
+    from runners.suite import RunSpec
+
+    for module in args.include:
+        import_user_module(module)
+    run_dir = Path(args.run_dir)
+    payload = read_json(run_dir / SPEC_FILE)
+    if payload is None:
+        print(f"worker: {run_dir / SPEC_FILE}: missing or unreadable", file=sys.stderr)
+        return 2
+    spec = RunSpec.from_dict(payload)
+    if spec.run_id != run_dir.name:
+        print(f"worker: spec.json describes {spec.run_id}, not {run_dir.name}", file=sys.stderr)
+        return 2
+    try:
+        result = execute_run(spec, run_dir, progress=False)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    print(f"worker: {spec.run_id} {result['status']} in {result['wall_time_s']:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
