@@ -298,6 +298,10 @@ def reported_tables(reference: Reference) -> list[Table]:
             table.columns.append(
                 Column(dataset, reference.dataset_labels.get(dataset, dataset), unit, False, reference=True)
             )
+        table.notes.append(
+            "As printed, these columns mix memory-conditional numbers (K++, GPM) with bounds that include "
+            "KL(q(M)‖p(M)) (KM, DKM); they are not like-for-like (MODELS.md §8.1)."
+        )
         for item in refs.itertuples(index=False):
             row = (item.method,)
             if row not in table.rows:

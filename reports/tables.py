@@ -175,7 +175,11 @@ def legend(table: Table) -> str:
     if table.show_n and measured:
         parts.append("n: seeds")
     texts = {table.cell(row, c.key).text for row in table.rows for c in table.columns}
-    meanings = {MISSING: "no result", NOT_APPLICABLE: "not applicable", FAILED: "the run failed"}
+    meanings = {
+        MISSING: "no result" if measured else "not reported",
+        NOT_APPLICABLE: "not applicable",
+        FAILED: "the run failed",
+    }
     parts += [f"{text}: {meanings[text]}" for text in (MISSING, NOT_APPLICABLE, FAILED) if text in texts]
     if measured and len(measured) < len(table.columns):
         parts.append("shaded 'reported' columns: the papers' numbers, reference only — not measured here")

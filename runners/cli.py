@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.datasets import DataMissingError
 from memories.configuration import ConfigError
 from memories.registry import RegistryError, import_user_module
+
+if TYPE_CHECKING:
+    from runners.dispatch import PlannedRun
 
 EXIT_USAGE = 2
 
@@ -101,7 +105,7 @@ SLURM_FLAGS = {
 RESOURCE_SECTIONS = ("local", "slurm")
 
 
-def resolve_backend(args: argparse.Namespace, resources: dict) -> object:
+def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
     """Validate ``--runner`` and its resources (suite ``resources:`` + flags) before anything is written.
 
     Returns the backend's validated resources (None for inline); raises one-line errors for an
@@ -176,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.runner == "slurm":
             from runners.slurm import cluster_max_array_size, describe
 
-            print(describe(resources, sum(run.will_run for run in planned), cluster_max_array_size()))  # type: ignore[arg-type]
+            print(describe(resources, sum(run.will_run for run in planned), cluster_max_array_size()))
         return 0
     todo = prepare(planned)
     if args.runner == "slurm":
@@ -184,13 +188,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.runner == "local":
         from runners.local import run_local
 
-        run_local(todo, resources, includes)  # type: ignore[arg-type]
+        run_local(todo, resources, includes)
     else:
         run_inline(todo, progress=None if args.progress else False)
     return _finish_run(suite_dir, planned)
 
 
-def _finish_run(suite_dir: Path, planned: list) -> int:
+def _finish_run(suite_dir: Path, planned: list[PlannedRun]) -> int:
     """Summary table from the run directories; exit status 1 when any run failed."""
     from runners.summary import markdown, write_summary
 
@@ -204,9 +208,9 @@ def _finish_run(suite_dir: Path, planned: list) -> int:
 
 def _run_slurm(
     args: argparse.Namespace,
-    planned: list,
-    todo: list,
-    resources: object,
+    planned: list[PlannedRun],
+    todo: list[PlannedRun],
+    resources: Any,
     suite_dir: Path,
     name: str,
     includes: list[str],
@@ -215,7 +219,7 @@ def _run_slurm(
 
     if todo:
         try:
-            submission = submit(todo, resources, suite_dir, name, includes)  # type: ignore[arg-type]
+            submission = submit(todo, resources, suite_dir, name, includes)
         except SubmissionError as error:
             print(f"memorybench: error: {error}", file=sys.stderr)
             return 1

@@ -16,6 +16,7 @@ to ``<suite_dir>/_slurm_logs/`` (submitit's ``<job>_<task>_log.out``/``.err``); 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -259,6 +260,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         if existing is not None:  # finished by an earlier attempt: never run twice
             return {"run_id": self.spec.run_id, "status": existing.get("status"), "skipped": True}
         _record_job(run_dir)
+        _limit_threads()
         result = execute_run(self.spec, run_dir, progress=False)
         return {"run_id": self.spec.run_id, "status": result["status"], "error": result.get("error")}
 
@@ -267,10 +269,17 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(SlurmRun(self.spec, self.run_dir, self.includes))
 
 
+def _limit_threads() -> None:
+    """Use the CPUs the job asked for, not every core of a shared node (unless OMP_NUM_THREADS says)."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if cpus.isdigit() and int(cpus) > 0 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(int(cpus))
+
+
 def _record_job(run_dir: Path) -> None:
     """Note the job id and log paths in status.json (the job knows them for sure; the submitter may not)."""
-    import os
-
     env = submitit.JobEnvironment()
     state = (read_json(run_dir / STATUS_FILE) or {}).get("state", "pending")
     write_status(
