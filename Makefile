@@ -32,5 +32,9 @@ test: lint
 test-all: lint
 	$(BIN)/pytest -q -m "not gpu"
 
+# A one-node SLURM cluster on this machine (Debian/Ubuntu, as root), for trying --runner slurm.
+slurm-up:
+	bash runners/local_slurm.sh start
+
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache

@@ -234,6 +234,9 @@ def _run_slurm(
         return _finish_run(suite_dir, planned)
     try:
         wait([run.run_dir for run in in_flight], poll_s=args.poll)
+    except BrokenPipeError:  # e.g. `memorybench status ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"\nstopped waiting; the jobs keep running: memorybench status {suite_dir}", file=sys.stderr)
         return 130
