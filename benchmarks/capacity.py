@@ -372,6 +372,7 @@ class CapacityBenchmark(Benchmark):
             queries = salt_and_pepper(clean.cpu(), config.huge_noise_level, generator).to(context.device)
             errors: list[Tensor] = []
             strip: Tensor | None = None
+            strip_text: list[list[str]] = []
             for part_q, part_c in zip(queries.split(config.chunk_size, dim=1), clean.split(config.chunk_size, dim=1)):
                 images = torch.stack(
                     [part_q, *read_trajectory(model, part_q, state, config.huge_steps, config.threshold)]
@@ -379,6 +380,7 @@ class CapacityBenchmark(Benchmark):
                 errors.append(wrong_pixels(images, part_c, model.binary_data).cpu())
                 if strip is None:
                     strip = torch.cat([part_c[0, :6, None], images[:, 0, :6].transpose(0, 1)], dim=1).cpu()
+                    strip_text = [["", *(str(int(e)) for e in row)] for row in errors[0][:, 0, :6].T]
         except Exception as failure:
             if not is_out_of_memory(failure):
                 raise
@@ -402,8 +404,9 @@ class CapacityBenchmark(Benchmark):
         image_grid(
             strip,
             context.run_dir / HUGE_STRIP_FILE,
-            title=f"{model.registry_name}: {items} items written, salt-and-pepper {config.huge_noise_level:g} queries",
+            title=f"{model.registry_name}: {items} items written, salt-and-pepper {config.huge_noise_level:g} queries (wrong pixels)",
             column_labels=["clean", "query", *(str(s) for s in range(1, config.huge_steps + 1))],
+            cell_text=strip_text,
         )
         protocol.update(status="done", queries=int(error.shape[1]))
         if stop:

@@ -234,9 +234,6 @@ def _run_slurm(
         return _finish_run(suite_dir, planned)
     try:
         wait([run.run_dir for run in in_flight], poll_s=args.poll)
-    except BrokenPipeError:  # e.g. `memorybench status ... | head`
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         print(f"\nstopped waiting; the jobs keep running: memorybench status {suite_dir}", file=sys.stderr)
         return 130
@@ -404,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RegistryError, DataMissingError, UsageError) as error:
         print(f"memorybench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `memorybench status ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("memorybench: interrupted; completed runs are saved, re-run to resume", file=sys.stderr)
         return 130

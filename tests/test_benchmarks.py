@@ -429,3 +429,18 @@ def test_memory_ops_module_entry_point_runs_as_a_script():
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["write_read_ms"] > 0 and result["peak_mb"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", PAPER_BENCHMARKS)
+def test_quick_config_runs_through_the_cli(benchmark, tmp_path, capsys):
+    from runners.cli import main
+
+    shorter = ["--set", "train.steps=3"]
+    if benchmark == "runtime":
+        shorter = ["--set", "benchmarks.runtime.repeats=1", "--set", "benchmarks.runtime.warmup=0"]
+    code = main(["run", str(CONFIGS / f"{benchmark}_quick.yaml"), "--out", str(tmp_path), "--no-progress", *shorter])
+    assert code == 0, capsys.readouterr().err
+    results = [json.loads(path.read_text()) for path in tmp_path.glob("*/*/result.json")]
+    assert {r["memory"] for r in results} == FIVE_MODELS
+    assert {r["status"] for r in results} <= {"done", "not_applicable"}
