@@ -184,7 +184,9 @@ def train(
         row = {"step": step, "loss": loss, **{f"loss/{k}": float(v.detach()) for k, v in terms.terms.items()}}
         due = step == config.steps or (config.validate_every and step % config.validate_every == 0)
         if valid_split is not None and valid_episodes is not None and due:
-            row["valid_nelbo_cond"] = validation_nelbo(model, valid_episodes, valid_split, device, config.batch_episodes)
+            row["valid_nelbo_cond"] = validation_nelbo(
+                model, valid_episodes, valid_split, device, config.batch_episodes
+            )
         curve.append(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.2f}")
