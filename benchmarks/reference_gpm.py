@@ -9,7 +9,8 @@ code costs, including its inefficiencies:
 - networks (official ``cnn_resnet.py`` layout): encoder 3 × [conv 4×4 stride 2 pad 2 (16 ch) +
   basic residual block (3×3 conv + BatchNorm, ReLU, 3×3 conv + BatchNorm, identity shortcut)]
   → flatten (16·5·5 = 400) → linear → C; decoder 4 × [transposed conv (kernels 4, 4, 3, 4;
-  1×1 → 4 → 8 → 15 → 28) + basic residual block], the last block at 1 channel, sigmoid output;
+  1×1 → 4 → 8 → 15 → 28) + basic residual block], the last block at 1 channel, sigmoid output
+  (the decoder blocks' 3×3 convolutions are plain convolutions in the public code too);
 - the code's ``[T, B, ·]`` layout: images ``[B·T, 784]`` where episode b is rows b, B+b, 2B+b, …;
 - the prior memory and a diagonal prior covariance are materialised per episode (``cat`` of B
   copies), so the pseudo-inverse of M0 is computed B times;
