@@ -162,103 +162,126 @@ class DenoisingBenchmark(Benchmark):
         model, config = context.model.eval(), self.config
         torch.manual_seed(context.seed)  # model-internal noise (e.g. GPM's write noise) is reproducible
         split = context.dataset.split(config.split)
-        binary = model.binary_data
-        pixels = math.prod(model.image_shape)
         cells = noise_cells(config)
         lengths = config.episode_lengths or (model.config.episode_length,)
+        fitting = [t for t in lengths if t <= len(split)]
+        if not fitting:
+            raise ValueError(f"denoising: no episode length fits the {config.split} split ({len(split)} images)")
+        strip_t = max(fitting)
         step_rows: list[dict[str, Any]] = []
         query_rows: list[dict[str, Any]] = []
         finals: dict[tuple[int, str, float], tuple[float, float]] = {}
-        skipped: dict[str, str] = {}
-        strip_t = max((t for t in lengths if t <= len(split)), default=None)
-        strips: dict[str, Tensor] = {}
-        strip_errors: dict[str, Tensor] = {}
+        strips: dict[str, tuple[Tensor, Tensor]] = {}
         episode_counts: dict[int, int] = {}
-
-        for length in lengths:
-            if length > len(split):
-                skipped[f"T{length}"] = (
-                    f"skipped: episode length {length} exceeds the {config.split} split ({len(split)} images)"
-                )
-                continue
+        for length in fitting:
             episodes = fixed_episodes(split, length, config.episode_seed, config.max_episodes)
             episode_counts[length] = len(episodes)
-            clean_all = split.images(episodes)  # [E, T, C, H, W]
-            queries_all = {
-                cell: corrupted_queries(
-                    clean_all, *cell, corruption_seed(config.episode_seed, "denoising", length, *cell), config, binary
-                )
-                for cell in cells
-            }
-            errors: dict[tuple[str, float], list[Tensor]] = {cell: [] for cell in cells}
-            changed: dict[tuple[str, float], list[Tensor]] = {cell: [] for cell in cells}
-            for start in range(0, len(episodes), config.batch_episodes):
-                clean = clean_all[start : start + config.batch_episodes].to(context.device)
-                state = model.write(clean)
-                for cell in cells:
-                    queries = queries_all[cell][start : start + config.batch_episodes].to(context.device)
-                    outputs = read_trajectory(model, queries, state, config.steps, config.threshold)
-                    images = torch.stack([queries, *outputs])  # [steps+1, b, T, C, H, W]
-                    errors[cell].append(wrong_pixels(images, clean, binary, config.pixel_tolerance).cpu())
-                    changed[cell].append(wrong_pixels(images[1:], images[:-1], binary, config.pixel_tolerance).cpu())
-                    if (
-                        length == strip_t
-                        and start == 0
-                        and config.strip_rows
-                        and cell[1] == strip_level(getattr(config, cell[0]))
-                    ):
-                        rows = min(config.strip_rows, images.shape[1])
-                        strips[cell[0]] = torch.cat(
-                            [clean[:rows, :1], images[:, :rows, 0].transpose(0, 1)], dim=1
-                        ).cpu()
-                        strip_errors[cell[0]] = errors[cell][-1][:, :rows, 0].T
-            for kind, level in cells:
-                err = torch.cat(errors[kind, level], dim=1).flatten(1)  # [steps+1, E·T]
-                moved = torch.cat(changed[kind, level], dim=1).flatten(1)  # [steps, E·T]
-                ok = success(err, pixels, config.success_fraction).double()
-                for step in range(config.steps + 1):
-                    mean, stderr = mean_and_stderr(err[step])
-                    step_rows.append(
-                        {
-                            "T": length,
-                            "noise": kind,
-                            "level": format_level(level),
-                            "step": step,
-                            "hamming_mean": mean,
-                            "hamming_stderr": stderr,
-                            "success_rate": float(ok[step].mean()),
-                            "changed_mean": float(moved[step - 1].double().mean()) if step else 0.0,
-                            "queries": err.shape[1],
-                        }
-                    )
-                finals[length, kind, level] = (float(err[-1].double().mean()), float(ok[-1].mean()))
-                if config.save_queries:
-                    item = torch.arange(err.shape[1])
-                    query_rows.extend(
-                        {
-                            "T": length,
-                            "noise": kind,
-                            "level": format_level(level),
-                            "episode": int(i // length),
-                            "item": int(i % length),
-                            "hamming_query": int(err[0, i]),
-                            "hamming_final": int(err[-1, i]),
-                            "success": bool(ok[-1, i]),
-                        }
-                        for i in item.tolist()
-                    )
+            errors, changed, drawn = self._read_episodes(
+                context, split.images(episodes), length, cells, length == strip_t
+            )
+            strips.update(drawn)
+            for cell in cells:
+                rows = self._cell_rows(length, cell, errors[cell], changed[cell], math.prod(model.image_shape))
+                steps, queries, finals[(length, *cell)] = rows
+                step_rows += steps
+                query_rows += queries
 
         outcome = BenchmarkOutcome()
-        if not finals:
-            raise ValueError(f"denoising: no episode length fits the {config.split} split ({len(split)} images)")
-        self._add_metrics(outcome, finals, cells, sorted({t for t, _, _ in finals}))
+        self._add_metrics(outcome, finals, cells, fitting)
         atomic_write_csv(context.run_dir / STEPS_FILE, step_rows)
         outcome.files.append(STEPS_FILE)
         if config.save_queries:
             atomic_write_csv(context.run_dir / QUERIES_FILE, query_rows)
             outcome.files.append(QUERIES_FILE)
-        outcome.files += self._figures(context, strips, strip_errors, step_rows, strip_t)
-        outcome.protocol = {
+        outcome.files += self._figures(context, strips, step_rows, strip_t)
+        skipped = {
+            f"T{t}": f"skipped: episode length {t} exceeds the {config.split} split ({len(split)} images)"
+            for t in lengths
+            if t not in fitting
+        }
+        outcome.protocol = self._protocol(model, episode_counts, skipped)
+        return outcome
+
+    def _read_episodes(
+        self, context: BenchmarkContext, clean_all: Tensor, length: int, cells: list[tuple[str, float]], draw: bool
+    ) -> tuple[dict[tuple[str, float], Tensor], dict[tuple[str, float], Tensor], dict[str, tuple[Tensor, Tensor]]]:
+        """Write the episodes ``[E, T, C, H, W]`` batch by batch and read every corrupted variant.
+
+        Returns per cell the wrong pixels ``[steps+1, E·T]`` (step 0: the query), the pixels each
+        step changed ``[steps, E·T]``, and (``draw``) the strip images and errors per noise type.
+        """
+        model, config = context.model, self.config
+        binary = model.binary_data
+        queries_all = {
+            cell: corrupted_queries(
+                clean_all, *cell, corruption_seed(config.episode_seed, "denoising", length, *cell), config, binary
+            )
+            for cell in cells
+        }
+        errors: dict[tuple[str, float], list[Tensor]] = {cell: [] for cell in cells}
+        changed: dict[tuple[str, float], list[Tensor]] = {cell: [] for cell in cells}
+        strips: dict[str, tuple[Tensor, Tensor]] = {}
+        for start in range(0, len(clean_all), config.batch_episodes):
+            clean = clean_all[start : start + config.batch_episodes].to(context.device)
+            state = model.write(clean)
+            for cell in cells:
+                queries = queries_all[cell][start : start + config.batch_episodes].to(context.device)
+                outputs = read_trajectory(model, queries, state, config.steps, config.threshold)
+                images = torch.stack([queries, *outputs])  # [steps+1, b, T, C, H, W]
+                errors[cell].append(wrong_pixels(images, clean, binary, config.pixel_tolerance).cpu())
+                changed[cell].append(wrong_pixels(images[1:], images[:-1], binary, config.pixel_tolerance).cpu())
+                if draw and start == 0 and config.strip_rows and cell[1] == strip_level(getattr(config, cell[0])):
+                    rows = min(config.strip_rows, images.shape[1])  # item 0 of the first episodes
+                    strip = torch.cat([clean[:rows, :1], images[:, :rows, 0].transpose(0, 1)], dim=1).cpu()
+                    strips[cell[0]] = (strip, errors[cell][-1][:, :rows, 0].T)
+        flat = {cell: torch.cat(errors[cell], dim=1).flatten(1) for cell in cells}
+        moved = {cell: torch.cat(changed[cell], dim=1).flatten(1) for cell in cells}
+        return flat, moved, strips
+
+    def _cell_rows(
+        self, length: int, cell: tuple[str, float], errors: Tensor, changed: Tensor, pixels: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[float, float]]:
+        """Per-step rows, per-query rows and (final mean error, final success rate) of one cell."""
+        config = self.config
+        ok = success(errors, pixels, config.success_fraction).double()
+        kind, level = cell[0], format_level(cell[1])
+        steps = []
+        for step in range(config.steps + 1):
+            mean, stderr = mean_and_stderr(errors[step])
+            steps.append(
+                {
+                    "T": length,
+                    "noise": kind,
+                    "level": level,
+                    "step": step,
+                    "hamming_mean": mean,
+                    "hamming_stderr": stderr,
+                    "success_rate": float(ok[step].mean()),
+                    "changed_mean": float(changed[step - 1].double().mean()) if step else 0.0,
+                    "queries": errors.shape[1],
+                }
+            )
+        queries = []
+        if config.save_queries:
+            queries = [
+                {
+                    "T": length,
+                    "noise": kind,
+                    "level": level,
+                    "episode": i // length,
+                    "item": i % length,
+                    "hamming_query": int(errors[0, i]),
+                    "hamming_final": int(errors[-1, i]),
+                    "success": bool(ok[-1, i]),
+                }
+                for i in range(errors.shape[1])
+            ]
+        return steps, queries, (float(errors[-1].double().mean()), float(ok[-1].mean()))
+
+    def _protocol(self, model: MemoryModel, episode_counts: dict[int, int], skipped: dict[str, str]) -> dict[str, Any]:
+        config, binary = self.config, model.binary_data
+        pixels = math.prod(model.image_shape)
+        return {
             "split": config.split,
             "episode_lengths": sorted(episode_counts),
             "episodes_per_length": {f"T{t}": n for t, n in sorted(episode_counts.items())},
@@ -281,7 +304,6 @@ class DenoisingBenchmark(Benchmark):
             "memory": "written once per episode batch from the clean episode, never updated while reading",
             "skipped": skipped,
         }
-        return outcome
 
     @staticmethod
     def _add_metrics(
@@ -307,17 +329,16 @@ class DenoisingBenchmark(Benchmark):
     def _figures(
         self,
         context: BenchmarkContext,
-        strips: dict[str, Tensor],
-        strip_errors: dict[str, Tensor],
+        strips: dict[str, tuple[Tensor, Tensor]],
         step_rows: list[dict[str, Any]],
-        strip_t: int | None,
+        strip_t: int,
     ) -> list[str]:
         config, files = self.config, []
-        for kind, images in strips.items():
+        for kind, (images, errors) in strips.items():
             name = f"denoising_{kind}.png"
             level = format_level(strip_level(getattr(config, kind)))
             columns = ["clean", "query", *(str(s) for s in range(1, config.steps + 1))]
-            texts = [["", *(str(int(e)) for e in row)] for row in strip_errors[kind]]
+            texts = [["", *(str(int(e)) for e in row)] for row in errors]
             image_grid(
                 images,
                 context.run_dir / name,
