@@ -53,8 +53,7 @@ from memories.gaussian_memory import (
     sample_matrix_normal,
 )
 from memories.kl import diagonal_gaussian_kl
-from memories.likelihoods import Reconstruction
-from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+from memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,7 +192,7 @@ class DynamicMemory(nn.Module):
 
 
 @register_memory("dkm")
-class DKM(MemoryModel):
+class DKM(CodeMemoryModel):
     """Dynamic Kanerva Machine: sequential Bayesian writes with least-squares addressing."""
 
     config: DKMConfig
@@ -207,19 +206,8 @@ class DKM(MemoryModel):
         self, config: DKMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
     ):
         super().__init__(config, image_shape, likelihood)
-        self.encoder = self.make_encoder(config.code_size)
-        self.decoder = self.make_decoder(config.code_size)
+        self.build_networks()
         self.memory = DynamicMemory(config)
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Deterministic codes ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
-        return self.encode_items(self.encoder, images)
-
-    def write(self, episode: Tensor) -> MatrixNormalState:
-        return self.memory.write(self.encode(episode))
-
-    def read(self, queries: Tensor, state: MatrixNormalState) -> Reconstruction:
-        return self.decode_items(self.decoder, self.memory.read(self.encode(queries), state, sample=False))
 
     def _elbo_terms(self, queries: Tensor, query_codes: Tensor, state: MatrixNormalState) -> dict[str, Tensor]:
         """Per-item reconstruction NLL and KL(w) ``[B, Tq]`` (one sample of w, and of M if configured)."""

@@ -25,9 +25,8 @@ from torch import Tensor, nn
 
 from memories import register_memory
 from memories.configuration import require
-from memories.likelihoods import Reconstruction
 from memories.linalg import PSEUDO_INVERSES, pseudo_inverse
-from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+from memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
 
 CODE_COMPAT_ALPHA = 5e-4  # the reference code's effective α (a Python min() clamps it)
 
@@ -138,7 +137,7 @@ class PseudoInverseMemory(nn.Module):
 
 
 @register_memory("gpm")
-class GPM(MemoryModel):
+class GPM(CodeMemoryModel):
     """Generative Pseudo-Inverse Memory: pseudo-inverse write/read, fast and parallel over T."""
 
     config_class = GPMConfig
@@ -148,19 +147,8 @@ class GPM(MemoryModel):
         self, config: GPMConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
     ):
         super().__init__(config, image_shape, likelihood)
-        self.encoder = self.make_encoder(config.code_size)
-        self.decoder = self.make_decoder(config.code_size)
+        self.build_networks()
         self.memory = PseudoInverseMemory(config)
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Deterministic codes ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
-        return self.encode_items(self.encoder, images)
-
-    def write(self, episode: Tensor) -> GPMState:
-        return self.memory.write(self.encode(episode))
-
-    def read(self, queries: Tensor, state: GPMState) -> Reconstruction:
-        return self.decode_items(self.decoder, self.memory.read(self.encode(queries), state, sample=False))
 
     def _elbo_terms(self, queries: Tensor, query_codes: Tensor, state: GPMState) -> dict[str, Tensor]:
         readout, mean_weights = self.memory.read_with_weights(query_codes, state, sample=True)

@@ -177,6 +177,31 @@ class MemoryModel(nn.Module):
         return -self.read(queries, state).log_prob(queries)
 
 
+class CodeMemoryModel(MemoryModel):
+    """A model that writes deterministic item codes z = e(x) ``[B, T, C]`` into ``self.memory``
+    (a :class:`LatentMemory`) and decodes read-out codes: the shared path of GPM and DKM.
+
+    Subclasses call :meth:`build_networks` and set ``self.memory`` in ``__init__``.
+    """
+
+    memory: Any
+
+    def build_networks(self) -> None:
+        self.encoder = self.make_encoder(self.config.code_size)
+        self.decoder = self.make_decoder(self.config.code_size)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Deterministic codes ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
+        return self.encode_items(self.encoder, images)
+
+    def write(self, episode: Tensor) -> Any:
+        return self.memory.write(self.encode(episode))
+
+    def read(self, queries: Tensor, state: Any) -> Reconstruction:
+        """Decoder distribution at the mean read-out (no sampling) of the queries' codes."""
+        return self.decode_items(self.decoder, self.memory.read(self.encode(queries), state, sample=False))
+
+
 def binarize(images: Tensor, threshold: float = 0.5) -> Tensor:
     """``images >= threshold`` as floats, elementwise (MODELS.md §12.20)."""
     return (images >= threshold).to(images.dtype)
@@ -191,6 +216,7 @@ def check_episode(episode: Tensor, model: MemoryModel) -> None:
 
 
 __all__ = [
+    "CodeMemoryModel",
     "LatentMemory",
     "LossTerms",
     "MemoryModel",

@@ -17,15 +17,6 @@ DTYPE = torch.float64
 IMAGE = (1, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks: one thread avoids OpenMP spin contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(**settings):
     torch.manual_seed(0)
     options = dict(code_size=6, memory_size=4, episode_length=5, network="mlp", hidden_size=16)
