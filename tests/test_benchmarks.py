@@ -76,15 +76,6 @@ MINIMAL = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks: one thread avoids OpenMP spin contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_settings(name: str) -> dict:
     fields = {f.name for f in dataclasses.fields(memories.MEMORIES.get(name).config_class)}
     return {key: value for key, value in TINY_MODEL.items() if key in fields}
