@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from benchmarks.datasets import ImageDataset
+from memories.configuration import require
 from memories.protocol import MemoryModel
 from memories.registry import Registry
 
@@ -26,6 +27,22 @@ class BenchmarkConfig:
 
     episode_seed: int = 1234  # seeds the evaluation episodes/corruptions: the same for every model
     batch_episodes: int = 32  # episodes evaluated per forward pass
+
+    def validate(self) -> None:
+        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
+
+
+SPLIT_CHOICES = ("test", "valid", "train")
+
+
+def require_split(value: str, key: str = "split", choices: tuple[str, ...] = SPLIT_CHOICES) -> None:
+    """Config check: ``value`` names one of the dataset splits in ``choices``."""
+    require(value in choices, key, f"{value!r} is not one of {', '.join(choices)}")
+
+
+def require_lengths(lengths: tuple[int, ...], key: str = "episode_lengths") -> None:
+    """Config check: every episode length is positive."""
+    require(all(t > 0 for t in lengths), key, f"must be positive, got {list(lengths)}")
 
 
 @dataclass

@@ -41,7 +41,15 @@ import torch
 from torch import Tensor
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_lengths,
+    require_split,
+)
 from benchmarks.corruptions import corruption_seed, format_level, salt_and_pepper
 from benchmarks.datasets import ImageSplit
 from benchmarks.denoising import read_trajectory
@@ -81,9 +89,9 @@ class CapacityConfig(BenchmarkConfig):
     success_fraction: float = 0.01  # success: at most ⌊fraction·pixels⌋ wrong pixels
 
     def validate(self) -> None:
-        splits = ("test", "valid", "train")
-        require(self.split in splits, "split", f"{self.split!r} is not one of test, valid, train")
-        require(all(t > 0 for t in self.lengths), "lengths", f"must be positive, got {list(self.lengths)}")
+        super().validate()
+        require_split(self.split)
+        require_lengths(self.lengths, "lengths")
         require(self.min_length >= 0, "min_length", f"must be >= 0, got {self.min_length}")
         require(self.max_length >= 0, "max_length", f"must be >= 0, got {self.max_length}")
         require(
@@ -94,10 +102,9 @@ class CapacityConfig(BenchmarkConfig):
         require(self.max_episodes > 0, "max_episodes", f"must be positive, got {self.max_episodes}")
         require(self.max_queries >= 0, "max_queries", f"must be >= 0, got {self.max_queries}")
         require(self.chunk_size > 0, "chunk_size", f"must be positive, got {self.chunk_size}")
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
         require(self.time_budget_s >= 0, "time_budget_s", f"must be >= 0, got {self.time_budget_s}")
         require(self.memory_budget_mb >= 0, "memory_budget_mb", f"must be >= 0, got {self.memory_budget_mb}")
-        require(self.huge_split in splits, "huge_split", f"{self.huge_split!r} is not one of test, valid, train")
+        require_split(self.huge_split, "huge_split")
         require(self.huge_items >= 0, "huge_items", f"must be >= 0, got {self.huge_items}")
         require(self.huge_queries >= 0, "huge_queries", f"must be >= 0, got {self.huge_queries}")
         require(

@@ -40,7 +40,15 @@ import torch
 from torch import Tensor
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_lengths,
+    require_split,
+)
 from benchmarks.corruptions import CORRUPTIONS, corrupt, corruption_seed, format_level
 from benchmarks.episodes import fixed_episodes
 from benchmarks.figures import Panel, image_grid, line_figure
@@ -76,14 +84,10 @@ class DenoisingConfig(BenchmarkConfig):
     save_queries: bool = True  # write denoising_queries.csv
 
     def validate(self) -> None:
-        require(self.split in ("test", "valid", "train"), "split", f"{self.split!r} is not one of test, valid, train")
-        require(
-            all(t > 0 for t in self.episode_lengths),
-            "episode_lengths",
-            f"must be positive, got {list(self.episode_lengths)}",
-        )
+        super().validate()
+        require_split(self.split)
+        require_lengths(self.episode_lengths)
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         require(0.0 < self.threshold < 1.0, "threshold", f"must lie in (0, 1), got {self.threshold}")
         require(

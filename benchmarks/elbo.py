@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_split,
+)
 from benchmarks.episodes import fixed_episodes
 from memories.configuration import require
 from memories.likelihoods import nats_to_bits_per_dim
@@ -32,7 +39,8 @@ class ELBOConfig(BenchmarkConfig):
     samples: int = 1  # Monte-Carlo samples per episode, averaged
 
     def validate(self) -> None:
-        require(self.split in ("test", "valid"), "split", f"{self.split!r} is not one of 'test', 'valid'")
+        super().validate()
+        require_split(self.split, choices=("test", "valid"))
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
         require(self.samples > 0, "samples", f"must be positive, got {self.samples}")
 

@@ -27,7 +27,14 @@ from typing import Any, Literal
 import torch
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_split,
+)
 from benchmarks.corruptions import corrupt, corruption_seed, format_level
 from benchmarks.denoising import read_trajectory
 from benchmarks.episodes import fixed_episodes
@@ -58,10 +65,10 @@ class EnergyConfig(BenchmarkConfig):
     save_queries: bool = True  # write energy_queries.csv
 
     def validate(self) -> None:
-        require(self.split in ("test", "valid", "train"), "split", f"{self.split!r} is not one of test, valid, train")
+        super().validate()
+        require_split(self.split)
         require(self.episode_length >= 0, "episode_length", f"must be >= 0, got {self.episode_length}")
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         require(0.0 < self.threshold < 1.0, "threshold", f"must lie in (0, 1), got {self.threshold}")
         require(math.isfinite(self.level) and self.level >= 0, "level", f"must be finite and >= 0, got {self.level}")

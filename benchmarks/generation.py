@@ -31,7 +31,14 @@ import torch
 from torch import Tensor
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_split,
+)
 from benchmarks.episodes import fixed_episodes
 from benchmarks.figures import histogram_figure, image_grid
 from benchmarks.metrics import nearest, quantiles, success_threshold
@@ -57,14 +64,14 @@ class GenerationConfig(BenchmarkConfig):
     grid_samples: int = 8  # samples per drawn episode (each beside its nearest neighbour)
 
     def validate(self) -> None:
-        require(self.split in ("test", "valid", "train"), "split", f"{self.split!r} is not one of test, valid, train")
+        super().validate()
+        require_split(self.split)
         require(self.episode_length >= 0, "episode_length", f"must be >= 0, got {self.episode_length}")
         require(
             self.max_episodes == 0 or self.max_episodes >= 2,
             "max_episodes",
             f"must be 0 or >= 2, got {self.max_episodes}",
         )
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
         require(self.samples > 0, "samples", f"must be positive, got {self.samples}")
         require(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
         require(0.0 <= self.copy_fraction < 1.0, "copy_fraction", f"must lie in [0, 1), got {self.copy_fraction}")

@@ -21,7 +21,15 @@ from typing import Any
 import torch
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_lengths,
+    require_split,
+)
 from benchmarks.episodes import fixed_episodes
 from benchmarks.figures import histogram_figure
 from benchmarks.metrics import cosine_similarity, quantiles
@@ -76,14 +84,10 @@ class RetrievalConfig(BenchmarkConfig):
     max_episodes: int = 64  # episodes per T (0: the whole split once)
 
     def validate(self) -> None:
-        require(self.split in ("test", "valid", "train"), "split", f"{self.split!r} is not one of test, valid, train")
-        require(
-            all(t > 0 for t in self.episode_lengths),
-            "episode_lengths",
-            f"must be positive, got {list(self.episode_lengths)}",
-        )
+        super().validate()
+        require_split(self.split)
+        require_lengths(self.episode_lengths)
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
 
 
 @register_benchmark("retrieval")

@@ -36,7 +36,14 @@ import torch
 from torch import Tensor
 
 from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import Benchmark, BenchmarkConfig, BenchmarkContext, BenchmarkOutcome, register_benchmark
+from benchmarks.base import (
+    Benchmark,
+    BenchmarkConfig,
+    BenchmarkContext,
+    BenchmarkOutcome,
+    register_benchmark,
+    require_lengths,
+)
 from benchmarks.figures import Panel, line_figure
 from benchmarks.throughput import model_step
 from memories.configuration import require
@@ -166,11 +173,9 @@ class RuntimeConfig(BenchmarkConfig):
     grad_clip: float = 10.0
 
     def validate(self) -> None:
-        require(
-            bool(self.episode_lengths) and all(t > 0 for t in self.episode_lengths),
-            "episode_lengths",
-            f"must be positive, got {list(self.episode_lengths)}",
-        )
+        super().validate()
+        require(bool(self.episode_lengths), "episode_lengths", "must list at least one T")
+        require_lengths(self.episode_lengths)
         require(
             all(k > 0 for k in self.memory_sizes), "memory_sizes", f"must be positive, got {list(self.memory_sizes)}"
         )
@@ -185,7 +190,6 @@ class RuntimeConfig(BenchmarkConfig):
             "ops",
             f"must be a non-empty subset of {', '.join(OPS)}, got {list(self.ops)}",
         )
-        require(self.batch_episodes > 0, "batch_episodes", f"must be positive, got {self.batch_episodes}")
         require(self.warmup >= 0, "warmup", f"must be >= 0, got {self.warmup}")
         require(self.repeats >= 1, "repeats", f"must be >= 1, got {self.repeats}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")

@@ -226,12 +226,7 @@ class DKM(CodeMemoryModel):
         return LossTerms(total=sum(terms.values(), torch.zeros((), device=episode.device)), terms=terms)
 
     def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
-        codes = self.encode(episode)
-        state = self.memory.write(codes)
-        if queries is None:
-            queries, query_codes = episode, codes
-        else:
-            query_codes = self.encode(queries)
+        state, queries, query_codes = self.write_for_scoring(episode, queries)
         terms = self._elbo_terms(queries, query_codes, state)
         cond = terms["reconstruction"] + terms["kl_w"]
         terms["kl_memory"] = (self.memory.kl(state) / episode.shape[1]).unsqueeze(-1).expand_as(cond)

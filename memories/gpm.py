@@ -164,12 +164,7 @@ class GPM(CodeMemoryModel):
         return LossTerms(total=sum(means.values(), torch.zeros((), device=episode.device)), terms=means)
 
     def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
-        codes = self.encode(episode)
-        state = self.memory.write(codes)
-        if queries is None:
-            queries, query_codes = episode, codes
-        else:
-            query_codes = self.encode(queries)
+        state, queries, query_codes = self.write_for_scoring(episode, queries)
         terms = self._elbo_terms(queries, query_codes, state)
         return NegELBO(cond=terms["reconstruction"] + terms["kl_w"], full=None, terms=terms)
 

@@ -197,6 +197,15 @@ class CodeMemoryModel(MemoryModel):
     def write(self, episode: Tensor) -> Any:
         return self.memory.write(self.encode(episode))
 
+    def write_for_scoring(self, episode: Tensor, queries: Tensor | None) -> tuple[Any, Tensor, Tensor]:
+        """Write ``episode`` and encode what ``neg_elbo`` scores: (state, queries ``[B, Tq, ...]``
+        (default: the episode, whose codes are then reused), their codes ``[B, Tq, C]``)."""
+        codes = self.encode(episode)
+        state = self.memory.write(codes)
+        if queries is None:
+            return state, episode, codes
+        return state, queries, self.encode(queries)
+
     def read(self, queries: Tensor, state: Any) -> Reconstruction:
         """Decoder distribution at the mean read-out (no sampling) of the queries' codes."""
         return self.decode_items(self.decoder, self.memory.read(self.encode(queries), state, sample=False))
