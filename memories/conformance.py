@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,21 @@ def check_kl_sanity(name: str) -> None:
         assert (nelbo.full >= nelbo.cond - 1e-6).all(), "NELBO-full below NELBO-cond"
 
 
+def check_learns(name: str, steps: int = 30) -> None:
+    model = build(name).train()
+    x = episode()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        loss = model.loss(x).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(map(math.isfinite, losses)), "training produced a non-finite loss"
+    assert sum(losses[-5:]) < sum(losses[:5]), f"{steps} Adam steps on one episode batch did not lower the loss"
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "shapes": check_shapes,
     "edge_sizes": check_edge_sizes,
@@ -151,6 +167,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "save_load": check_save_load,
     "episode_independence": check_episode_independence,
     "kl_sanity": check_kl_sanity,
+    "learns": check_learns,
 }
 
 
