@@ -88,9 +88,10 @@ def denoising_curves(results: Results, out: Path) -> list[Figure]:
         )
         fig.tight_layout()
         stem = slug("denoising_steps", suite, dataset, f"T{length}" if length else "")
-        save(fig, out, stem)
         caption = "Mean Hamming error of the read-out per iterative-reading step (step 0: the corrupted query), per noise type and level; cf. GPM Figure 2/8."
-        figures.append(Figure(stem, f"Denoising error vs step — {dataset}, {name}".rstrip(", "), caption, "Denoising"))
+        figures.append(
+            save(fig, out, stem, f"Denoising error vs step — {dataset}, {name}".rstrip(", "), caption, "Denoising")
+        )
     figures += _denoising_levels(results, data, out)
     return figures
 
@@ -126,9 +127,10 @@ def _denoising_levels(results: Results, data: pd.DataFrame, out: Path) -> list[F
         fig.suptitle(f"{suite} · {dataset}: denoising error after the last step vs noise level", fontsize=10)
         fig.tight_layout()
         stem = slug("denoising_levels", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(
+            save(
+                fig,
+                out,
                 stem,
                 f"Denoising error vs noise level — {dataset}",
                 "Hamming error after the last reading step (band: 95 % CI over seeds).",
@@ -228,9 +230,10 @@ def capacity_curves(results: Results, out: Path) -> list[Figure]:
         fig.suptitle(f"{suite} · {dataset}: capacity (fixed memory, growing episodes)", fontsize=10)
         fig.tight_layout()
         stem = slug("capacity", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(
+            save(
+                fig,
+                out,
                 stem,
                 f"Capacity — {dataset}",
                 "Per-image cost of written items vs the number written; cf. GPM Figure 4a.",
@@ -297,11 +300,10 @@ def runtime_curves(results: Results, out: Path) -> list[Figure]:
         fig.suptitle(f"{suite}: runtime on {device}", fontsize=10)
         fig.tight_layout()
         stem = slug("runtime", suite, device)
-        save(fig, out, stem)
         caption = (
             "Median time per training iteration (train_step) and per memory write+read (write_read); cf. GPM Figure 3b."
         )
-        figures.append(Figure(stem, f"Runtime — {device}", caption, "Runtime"))
+        figures.append(save(fig, out, stem, f"Runtime — {device}", caption, "Runtime"))
     return figures
 
 
@@ -331,9 +333,10 @@ def retrieval_distributions(results: Results, out: Path) -> list[Figure]:
         ax.set(ylabel="cosine(written code, read-out)", xlabel="T (items written)", title=f"{suite} · {dataset}")
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         stem = slug("retrieval", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(
+            save(
+                fig,
+                out,
                 stem,
                 f"Retrieval similarity — {dataset}",
                 "Distribution over items of the cosine between written and read-out codes (mean read); "
@@ -370,9 +373,10 @@ def energy_curves(results: Results, out: Path) -> list[Figure]:
         )
         fig.tight_layout()
         stem = slug("energy", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(
+            save(
+                fig,
+                out,
                 stem,
                 f"Energy — {dataset}",
                 "Energy of the read-out at each iterative-reading step (step 0: the corrupted query). "
@@ -403,9 +407,10 @@ def generation_distances(results: Results, out: Path) -> list[Figure]:
             title=f"{suite} · {dataset}",
         )
         stem = slug("generation_distances", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(
+            save(
+                fig,
+                out,
                 stem,
                 f"Generated samples: nearest neighbours — {dataset}",
                 "Distance of each sample to its nearest written item vs nearest item of another episode: "

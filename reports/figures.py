@@ -50,11 +50,13 @@ def palette(models: list[str]) -> dict[str, tuple[float, float, float]]:
     return {name: colours[i % len(colours)] for i, name in enumerate(names)}
 
 
-def save(fig: plt.Figure, out: Path, stem: str) -> None:
+def save(fig: plt.Figure, out: Path, stem: str, title: str = "", caption: str = "", section: str = "Figures") -> Figure:
+    """Write ``fig`` as ``out/<stem>.png`` and ``.pdf``, close it, and describe it for the report."""
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight")
     fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
     plt.close(fig)
+    return Figure(stem, title, caption, section)
 
 
 def run_csv(results: Results, name: str, benchmark: str | None = None) -> pd.DataFrame:
@@ -141,9 +143,15 @@ def training_curves(results: Results, out: Path) -> list[Figure]:
         band = f" (band: 95 % CI over {seeds.max()} seeds)" if seeds.max() > 1 else ""
         fig.suptitle(f"{suite} · {dataset}: training curves{band}", fontsize=10)
         stem = slug("training", suite, dataset)
-        save(fig, out, stem)
         figures.append(
-            Figure(stem, f"Training curves — {suite}, {dataset}", "Loss per training step (binned mean).", "Training")
+            save(
+                fig,
+                out,
+                stem,
+                f"Training curves — {suite}, {dataset}",
+                "Loss per training step (binned mean).",
+                "Training",
+            )
         )
     return figures
 
@@ -209,9 +217,8 @@ def elbo_points(results: Results, out: Path) -> list[Figure]:
         ax.set(xlabel="", ylabel=f"negative ELBO [{unit}] (lower is better)", title=f"{suite} · {dataset}")
         ax.grid(alpha=0.3, axis="y")
         stem = slug("elbo", suite, dataset)
-        save(fig, out, stem)
         caption = "Diamonds: mean over seeds with 95 % CI; dots: individual seeds. NELBO-full only for models with a memory prior."
-        figures.append(Figure(stem, f"Negative ELBO — {suite}, {dataset}", caption, "ELBO"))
+        figures.append(save(fig, out, stem, f"Negative ELBO — {suite}, {dataset}", caption, "ELBO"))
     return figures
 
 
