@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.datasets import DataMissingError
 from memories.configuration import ConfigError
-from memories.registry import RegistryError, import_user_module
+from memories.registry import Registry, RegistryError, import_user_module
 
 if TYPE_CHECKING:
     from runners.dispatch import PlannedRun
@@ -42,18 +42,13 @@ def subcommand(add: Callable[[argparse._SubParsersAction], None]) -> Callable[[a
 REGISTRIES = ("memories", "datasets", "benchmarks")
 
 
-def _registry(kind: str):  # type: ignore[no-untyped-def]
-    if kind == "memories":
-        from memories import MEMORIES
-
-        return MEMORIES
-    if kind == "datasets":
-        from benchmarks.datasets import DATASETS
-
-        return DATASETS
+def _registry(kind: str) -> Registry[Any]:
     from benchmarks.base import BENCHMARKS
+    from benchmarks.datasets import DATASETS
+    from memories import MEMORIES
 
-    return BENCHMARKS
+    registries: dict[str, Registry[Any]] = {"memories": MEMORIES, "datasets": DATASETS, "benchmarks": BENCHMARKS}
+    return registries[kind]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
