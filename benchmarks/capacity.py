@@ -55,9 +55,9 @@ from benchmarks.datasets import ImageSplit
 from benchmarks.denoising import read_trajectory
 from benchmarks.episodes import fixed_episodes
 from benchmarks.figures import Panel, image_grid, line_figure
-from benchmarks.metrics import mean_and_stderr, success, wrong_pixels
+from benchmarks.metrics import mean_and_stderr, nll_scale, success, wrong_pixels
 from memories.configuration import require
-from memories.likelihoods import Reconstruction, nats_to_bits_per_dim
+from memories.likelihoods import Reconstruction
 from memories.protocol import MemoryModel
 
 LENGTHS_FILE = "capacity.csv"
@@ -221,8 +221,7 @@ class CapacityBenchmark(Benchmark):
         model, config = context.model.eval(), self.config
         torch.manual_seed(context.seed)
         split = context.dataset.split(config.split)
-        factor = 1.0 if model.binary_data else nats_to_bits_per_dim(1.0, math.prod(model.image_shape))
-        unit = "nats/image" if model.binary_data else "bits/dim"
+        factor, unit = nll_scale(model)
         meter = PeakMemory(context.device)
         rows: list[dict[str, Any]] = []
         times: list[tuple[int, float]] = []  # (T, seconds per episode)

@@ -9,7 +9,6 @@ per-episode values are saved in ``elbo_episodes.csv`` for paired comparisons.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,8 +23,8 @@ from benchmarks.base import (
     require_split,
 )
 from benchmarks.episodes import fixed_episodes
+from benchmarks.metrics import mean_and_stderr, nll_scale
 from memories.configuration import require
-from memories.likelihoods import nats_to_bits_per_dim
 
 EPISODES_FILE = "elbo_episodes.csv"
 
@@ -43,14 +42,6 @@ class ELBOConfig(BenchmarkConfig):
         require_split(self.split, choices=("test", "valid"))
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
         require(self.samples > 0, "samples", f"must be positive, got {self.samples}")
-
-
-def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of the mean of a 1-D tensor (stderr 0 for one value)."""
-    n = values.numel()
-    mean = float(values.mean())
-    stderr = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
-    return mean, stderr
 
 
 @register_benchmark("elbo")
@@ -79,13 +70,9 @@ class ELBOBenchmark(Benchmark):
             for name, value in sums.items():
                 per_episode.setdefault(name, []).append(value)
 
-        binary = model.binary_data
-        unit = "nats/image" if binary else "bits/dim"
-        dims = math.prod(model.image_shape)
+        factor, unit = nll_scale(model)
         outcome = BenchmarkOutcome()
-        columns = {name: torch.cat(chunks) for name, chunks in per_episode.items()}
-        if not binary:
-            columns = {name: nats_to_bits_per_dim(1.0, dims) * v for name, v in columns.items()}
+        columns = {name: factor * torch.cat(chunks) for name, chunks in per_episode.items()}
         for name, values in columns.items():
             mean, stderr = mean_and_stderr(values)
             outcome.add(name, mean, unit)

@@ -12,6 +12,9 @@ import math
 import torch
 from torch import Tensor
 
+from memories.likelihoods import nats_to_bits_per_dim
+from memories.protocol import MemoryModel
+
 
 def hamming(images: Tensor, targets: Tensor) -> Tensor:
     """Number of differing entries per image: ``[..., C, H, W] x2 -> [...]`` (int64)."""
@@ -98,3 +101,11 @@ __all__ = [
     "success_threshold",
     "wrong_pixels",
 ]
+
+
+def nll_scale(model: MemoryModel) -> tuple[float, str]:
+    """Factor and unit for reporting a model's negative log-likelihoods: nats/image for binary
+    data, bits/dim (nats / (D ln 2)) for 8-bit data under a discretized likelihood."""
+    if model.binary_data:
+        return 1.0, "nats/image"
+    return nats_to_bits_per_dim(1.0, math.prod(model.image_shape)), "bits/dim"
