@@ -40,35 +40,9 @@ ITEMS_FILE = "retrieval_items.csv"
 FIGURE_FILE = "retrieval_cosine.png"
 
 
-def has_latent_memory(model_class: type[MemoryModel]) -> bool:
-    """Whether instances of ``model_class`` expose a ``latent_memory`` (write/read of codes).
-
-    Uses a declared class attribute ``has_latent_memory`` when the class has one; otherwise builds
-    one small instance (MLP networks) and looks. A model that cannot be probed counts as having
-    one, so the run itself reports what is wrong.
-    """
-    declared = getattr(model_class, "has_latent_memory", None)
-    if isinstance(declared, bool):
-        return declared
-    return _probe_latent_memory(model_class)
-
-
-_PROBED: dict[type[MemoryModel], bool] = {}
-
-
-def _probe_latent_memory(model_class: type[MemoryModel]) -> bool:
-    if model_class not in _PROBED:
-        try:
-            config = model_class.config_class(network="mlp", hidden_size=8)  # type: ignore[call-arg]
-            _PROBED[model_class] = model_class(config).latent_memory is not None
-        except Exception:  # an unusual plugin: let the run decide
-            _PROBED[model_class] = True
-    return _PROBED[model_class]
-
-
 def latent_memory_reason(model_class: type[MemoryModel], needs_encoder: bool = True) -> str | None:
     """Why a latent-memory benchmark cannot run on ``model_class`` (None when it can)."""
-    if not has_latent_memory(model_class):
+    if not model_class.has_latent_memory:
         return "not applicable: the model has no latent memory (latent_memory is None) to write codes to and read from"
     if needs_encoder and not callable(getattr(model_class, "encode", None)):
         return "not applicable: the model exposes no encode(images) -> codes"

@@ -139,6 +139,7 @@ class KM(MemoryModel):
     config: KMConfig
     config_class = KMConfig
     has_memory_prior = True
+    has_latent_memory = True
     energy_definition = "-ln p(x | z) at z = mean of q(z | x, y = mean of q(y|x), M = R')"
 
     def __init__(

@@ -4,7 +4,7 @@ Episodes are batch-first ``[B, T, C, H, W]`` (B episodes of T images); codes ``[
 memories ``[B, K, C]``; addressing weights ``[B, T, K]``. All losses are per image, in nats.
 
 A benchmark or runner only ever talks to a model through this class and its declared
-capabilities (``has_memory_prior``, ``supports_generation``, ``latent_memory``), never by name.
+capabilities (``has_memory_prior``, ``has_latent_memory``, ``supports_generation``), never by name.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class MemoryModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     registry_name: ClassVar[str] = ""
     has_memory_prior: ClassVar[bool] = False  # defines p(M), so NELBO-full exists
+    has_latent_memory: ClassVar[bool] = False  # self.memory writes/reads codes without the encoders
     supports_generation: ClassVar[bool] = True
     energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"
 
@@ -115,8 +116,8 @@ class MemoryModel(nn.Module):
 
     @property
     def latent_memory(self) -> LatentMemory | None:
-        """``self.memory`` when the model has a K×C latent memory usable without encoders."""
-        return getattr(self, "memory", None)
+        """``self.memory`` when the model declares ``has_latent_memory`` (a memory usable without encoders)."""
+        return getattr(self, "memory", None) if self.has_latent_memory else None
 
     # ----- the protocol --------------------------------------------------------------
     def loss(self, episode: Tensor) -> LossTerms:
@@ -185,6 +186,7 @@ class CodeMemoryModel(MemoryModel):
     """
 
     memory: Any
+    has_latent_memory = True
 
     def build_networks(self) -> None:
         self.encoder = self.make_encoder(self.config.code_size)
