@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.trainer import CHECKPOINT
-from runners.execute import execute_run, prepare_run_dir
+from runners.execute import execute_run, prepare_run_dir, treat_sigterm_as_interrupt
 from runners.results import RESULT_FILE, STATUS_FILE, read_result, write_status
 from runners.suite import RunSpec
 
@@ -70,7 +70,11 @@ def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
 
 
 def run_inline(runs: list[PlannedRun], progress: bool | None = None) -> None:
-    """The inline backend: every run in this process, one after another."""
+    """The inline backend: every run in this process, one after another.
+
+    Ctrl-C or SIGTERM leaves the run in flight resumable (pending), not failed.
+    """
+    treat_sigterm_as_interrupt()
     for index, run in enumerate(runs, 1):
         print(f"[{index}/{len(runs)}] {run.action} {run.spec.run_id}", flush=True)
         result = execute_run(run.spec, run.run_dir, progress=progress)

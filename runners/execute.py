@@ -8,10 +8,13 @@ It never raises for a failure of the run itself: errors, NaNs and bad data are r
 from __future__ import annotations
 
 import platform
+import signal
+import threading
 import subprocess
 import time
 import traceback
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -77,6 +80,18 @@ def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
         atomic_write_json(run_dir / SPEC_FILE, spec.to_dict())
     if not (run_dir / STATUS_FILE).is_file():
         write_status(run_dir, "pending", run_id=spec.run_id, attempts=0)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def treat_sigterm_as_interrupt() -> None:
+    """Make SIGTERM (a pool stopping its workers, ``timeout``, a scheduler's kill) raise
+    KeyboardInterrupt, so the run in flight is left resumable instead of recorded as failed.
+    Only the main thread can install signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def execute_run(

@@ -9,17 +9,11 @@ executed by :func:`runners.execute.execute_run`, which records success or failur
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 EXIT_INTERRUPTED = 130
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dir", help="a run directory prepared by `memorybench run` (holds spec.json)")
     parser.add_argument("--include", action="append", default=[], help="plugin module or .py file to import first")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop)
+    from runners.execute import treat_sigterm_as_interrupt
+
+    treat_sigterm_as_interrupt()
 
     from benchmarks.artifacts import read_json
     from memories.registry import import_user_module
