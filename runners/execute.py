@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import platform
 import signal
-import threading
 import subprocess
+import threading
 import time
 import traceback
 from pathlib import Path
