@@ -34,9 +34,25 @@ def build(name: str, seed: int = 0, **overrides: Any) -> MemoryModel:
     return memories.create(name, image_shape=(1, 28, 28), **small_settings(name, **overrides)).double()
 
 
-def episode(batch: int = B, length: int = T, seed: int = 0) -> torch.Tensor:
+def episode(
+    batch: int = B,
+    length: int = T,
+    seed: int = 0,
+    *,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    density: float = 0.3,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """A seeded random binary episode ``[batch, length, *image_shape]`` with ``density`` ones."""
     generator = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, length, 1, 28, 28, generator=generator) < 0.3).double()
+    return (torch.rand(batch, length, *image_shape, generator=generator) < density).to(dtype)
+
+
+def codes(
+    batch: int = B, length: int = T, size: int = 8, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Seeded standard-normal item codes ``[batch, length, size]``."""
+    return torch.randn(batch, length, size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def _seeded(fn: Callable[[], Any], seed: int = 7) -> Any:
@@ -69,13 +85,13 @@ def check_shapes(name: str) -> None:
         assert model.energy(queries, state).shape == (B, 2), "energy() must be [B, Tq]"
         latent = model.latent_memory
         if latent is not None:
-            codes = torch.randn(B, T, model.config.code_size, dtype=torch.float64)
-            latent_state = latent.write(codes)
+            item_codes = codes(size=model.config.code_size)
+            latent_state = latent.write(item_codes)
             for sample in (True, False):
-                out = latent.read(codes[:, :2], latent_state, sample=sample)
+                out = latent.read(item_codes[:, :2], latent_state, sample=sample)
                 assert out.shape == (B, 2, model.config.code_size), "memory.read must return [B, Tq, C]"
-            mean_1 = latent.read(codes, latent_state, sample=False)
-            mean_2 = latent.read(codes, latent_state, sample=False)
+            mean_1 = latent.read(item_codes, latent_state, sample=False)
+            mean_2 = latent.read(item_codes, latent_state, sample=False)
             assert torch.allclose(mean_1, mean_2), "memory.read(sample=False) must be deterministic"
 
 

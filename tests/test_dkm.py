@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 import memories
+from memories import conformance
 from memories.gaussian_memory import (
     batch_write,
     diagonal_logdet_matrix_normal_kl,
@@ -24,13 +27,10 @@ def make(**settings):
     return memories.create("dkm", image_shape=IMAGE, **options).to(DTYPE)
 
 
-def episode(batch=2, length=5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, length, *IMAGE, generator=gen) < 0.5).to(DTYPE)
+episode = partial(conformance.episode, batch=2, length=5, image_shape=IMAGE, density=0.5, dtype=DTYPE)
 
 
-def codes(batch=2, length=5, size=6, seed=0):
-    return torch.randn(batch, length, size, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
+codes = partial(conformance.codes, batch=2, length=5, size=6, dtype=DTYPE)
 
 
 def test_dynamic_write_is_order_dependent():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 import memories
+from memories import conformance
 from memories.kanerva_pp import key_to_affine, read_blocks
 
 DTYPE = torch.float64
@@ -29,9 +32,7 @@ def make(**settings):
     return memories.create("kanerva_pp", image_shape=IMAGE, **options).to(DTYPE)
 
 
-def episode(batch=2, length=5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, length, *IMAGE, generator=gen) < 0.5).to(DTYPE)
+episode = partial(conformance.episode, batch=2, length=5, image_shape=IMAGE, density=0.5, dtype=DTYPE)
 
 
 def test_writer_is_deterministic_and_permutation_invariant():
