@@ -179,23 +179,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     todo = prepare(planned)
     if args.runner == "slurm":
-        return _run_slurm(args, planned, todo, resources, suite_dir, suite.name, includes)
+        return _run_slurm(args, planned, todo, resources, suite_dir, suite.name, includes, suite.note)
     if args.runner == "local":
         from runners.local import run_local
 
         run_local(todo, resources, includes)
     else:
         run_inline(todo, progress=None if args.progress else False)
-    return _finish_run(suite_dir, planned)
+    return _finish_run(suite_dir, planned, suite.note)
 
 
-def _finish_run(suite_dir: Path, planned: list[PlannedRun]) -> int:
-    """Summary table from the run directories; exit status 1 when any run failed."""
+def _finish_run(suite_dir: Path, planned: list[PlannedRun], note: str = "") -> int:
+    """Summary table from the run directories (and the suite's note); exit status 1 when any run failed."""
     from runners.summary import markdown, write_summary
 
-    table = write_summary(suite_dir, [run.run_dir for run in planned])
+    table = write_summary(suite_dir, [run.run_dir for run in planned], note)
     print()
     print(markdown(table) if not table.empty else "(no results)")
+    if note:
+        print(f"note: {note}")
     print(f"results: {suite_dir}/summary.csv, {suite_dir}/summary.md and one directory per run")
     failed = int((table["status"] == "failed").sum()) if "status" in table else 0
     return 1 if failed else 0
@@ -209,6 +211,7 @@ def _run_slurm(
     suite_dir: Path,
     name: str,
     includes: list[str],
+    note: str = "",
 ) -> int:
     from runners.slurm import SubmissionError, submit, wait
 
@@ -226,13 +229,13 @@ def _run_slurm(
         if in_flight:
             print(f"follow with: memorybench status {suite_dir}   (or re-run with --wait)")
             return 0
-        return _finish_run(suite_dir, planned)
+        return _finish_run(suite_dir, planned, note)
     try:
         wait([run.run_dir for run in in_flight], poll_s=args.poll)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; the jobs keep running: memorybench status {suite_dir}", file=sys.stderr)
         return 130
-    return _finish_run(suite_dir, planned)
+    return _finish_run(suite_dir, planned, note)
 
 
 @subcommand

@@ -32,6 +32,7 @@ from memories.registry import RegistryError, suggest
 SUITE_KEYS = (
     "name",
     "description",
+    "note",
     "seeds",
     "data_root",
     "defaults",
@@ -96,6 +97,7 @@ class Suite:
     name: str
     description: str
     runs: tuple[RunSpec, ...]
+    note: str = ""  # printed under the end-of-run table and written into summary.md
     resources: dict[str, Any] = field(default_factory=dict)
 
 
@@ -259,7 +261,16 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
     resources = raw.get("resources") or {}
     if not isinstance(resources, dict):
         raise ConfigError(f"resources: expected a mapping, got {resources!r}")
-    return Suite(name=name, description=str(raw.get("description", "")), runs=tuple(runs), resources=resources)
+    note = raw.get("note") or ""
+    if not isinstance(note, str):
+        raise ConfigError(f"note: expected a string, got {note!r}")
+    return Suite(
+        name=name,
+        description=str(raw.get("description", "")),
+        runs=tuple(runs),
+        resources=resources,
+        note=" ".join(note.split()),
+    )
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None, data_root: str | None = None) -> Suite:

@@ -60,9 +60,11 @@ def markdown(table: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def write_summary(suite_dir: Path, run_dirs: list[Path]) -> pd.DataFrame:
-    """Build, write (csv + md, atomically) and return the summary table."""
+def write_summary(suite_dir: Path, run_dirs: list[Path], note: str = "") -> pd.DataFrame:
+    """Build, write (csv + md, atomically) and return the summary table; the suite's ``note``
+    (e.g. "a smoke test: its ranking means nothing") follows the Markdown table."""
     table = summary_table(run_dirs)
     atomic_write_text(suite_dir / "summary.csv", table.to_csv(index=False))
-    atomic_write_text(suite_dir / "summary.md", markdown(table) if not table.empty else "(no runs)\n")
+    text = markdown(table) if not table.empty else "(no runs)\n"
+    atomic_write_text(suite_dir / "summary.md", text + (f"\nNote: {note}\n" if note else ""))
     return table

@@ -12,6 +12,8 @@ from runners.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
+BENCHMARK_NAMES = ("capacity", "denoising", "elbo", "energy", "generation", "retrieval", "runtime")
+
 TINY_SUITE = {
     "name": "tiny",
     "defaults": {"code_size": 4, "episode_length": 4, "network": "mlp", "hidden_size": 16},
@@ -69,6 +71,24 @@ def test_tiny_suite_end_to_end_then_rerun_resumes_nothing(tmp_path: Path, capsys
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in results)
 
 
+def test_suite_note_follows_the_summary_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write_suite(
+        tmp_path, {**TINY_SUITE, "memories": {"vae": {}}, "note": "A smoke test:\n  ranking means nothing."}
+    )
+    out = tmp_path / "results"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress"]) == 0
+    assert "note: A smoke test: ranking means nothing." in capsys.readouterr().out
+    assert "Note: A smoke test: ranking means nothing." in (out / "tiny" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "config", ["quick.yaml", "quick_all.yaml", *(f"benchmarks/{b}_quick.yaml" for b in BENCHMARK_NAMES)]
+)
+def test_quick_configs_say_what_their_ranking_means(config: str) -> None:
+    note = yaml.safe_load((REPO / "configs" / config).read_text()).get("note", "")
+    assert "docs/fidelity.md" in note
+
+
 def test_quick_config_is_valid_and_plans_vae_and_gpm(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["run", str(REPO / "configs" / "quick.yaml"), "--dry-run", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
@@ -92,6 +112,7 @@ BAD_SUITES = {
         "episode_length 400 is larger than the split",
     ),
     "bad seeds": ({"seeds": "zero"}, "seeds: expected a list of integers"),
+    "note not a string": ({"note": ["a", "b"]}, "note: expected a string"),
 }
 
 
