@@ -27,7 +27,7 @@ def reconstruction_grids(results: Results, out: Path, notes: list[str] | None = 
     """One grid per (suite, dataset); why a model was left out is appended to ``notes``."""
     runs = results.current_runs
     runs = runs[(runs["status"] == "done") & (runs["benchmark"] == "elbo")]
-    runs = runs[[(Path(p) / "checkpoint.pt").is_file() for p in runs["path"]]]
+    runs = runs[[_weights_path(Path(p)) is not None for p in runs["path"]]]
     if runs.empty:
         return []
     import torch
@@ -60,6 +60,19 @@ def reconstruction_grids(results: Results, out: Path, notes: list[str] | None = 
     return figures
 
 
+def _weights_path(run_dir: Path) -> Path | None:
+    """The evaluated model's weights: its training run's snapshot of the evaluated step (results
+    of older versions kept a ``checkpoint.pt`` in the run directory itself)."""
+    if (run_dir / "checkpoint.pt").is_file():
+        return run_dir / "checkpoint.pt"
+    try:
+        result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+        path = run_dir.parent / "_training" / str(result["training_run"]) / f"model-step{int(result['train_steps'])}.pt"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if path.is_file() else None
+
+
 def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
     """(data ``[n, C, H, W]``, read-out means ``[n, C, H, W]``) of the run's first test episode."""
     import torch
@@ -77,7 +90,10 @@ def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
     model = memories.create(
         spec.memory_class, image_shape=dataset.image_shape, likelihood=dataset.likelihood, **spec.memory_config
     )
-    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    weights = _weights_path(run_dir)
+    if weights is None:
+        raise FileNotFoundError("no saved weights for this run")
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(saved["model"])
     except RuntimeError:

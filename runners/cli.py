@@ -1,4 +1,4 @@
-"""The ``memorybench`` command line: list, run, status, report, validate.
+"""The ``memorybench`` command line: list, run, evaluate, status, report, validate.
 
 ``main(argv)`` is a plain function (tests call it). User errors — unknown names or keys, bad
 values, invalid YAML, missing data, an unwritable output directory — print one line to stderr
@@ -8,6 +8,7 @@ and return exit status 2 before any work or any file is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -271,6 +272,66 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     slurm.add_argument("--wait", action="store_true", help="block until every run has finished, with a live summary")
     slurm.add_argument("--poll", type=float, default=15.0, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.set_defaults(handler=cmd_run)
+
+
+# ---------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from benchmarks.base import BENCHMARKS
+    from memories.configuration import as_dict, from_mapping
+    from runners.dispatch import classify
+    from runners.execute import execute_run
+    from runners.results import SPEC_FILE, read_result
+    from runners.suite import RunSpec, apply_overrides
+    from runners.summary import markdown, summary_table
+    from runners.training import TRAINING_DIR, evaluation_spec, training_dir
+
+    source = Path(args.run_dir)
+    if (source / SPEC_FILE).is_file():  # an evaluation run: evaluate the model it evaluated
+        from benchmarks.artifacts import read_json
+
+        spec = RunSpec.from_dict(read_json(source / SPEC_FILE) or {})
+        source = training_dir(source.parent, spec)
+    benchmark_class = BENCHMARKS.get(args.benchmark)
+    if not benchmark_class.needs_training:
+        raise UsageError(f"benchmark {args.benchmark!r} evaluates no trained model; run it in a suite")
+    config = as_dict(
+        from_mapping(benchmark_class.config_class, apply_overrides({}, args.set), f"benchmarks.{args.benchmark}")
+    )
+    try:
+        spec = evaluation_spec(source, args.benchmark, config, args.steps)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.data_root:
+        spec = dataclasses.replace(spec, data_root=args.data_root)
+    suite_dir = source.parent.parent
+    if source.parent.name != TRAINING_DIR:
+        raise UsageError(f"{args.run_dir}: expected a directory under <suite>/{TRAINING_DIR}/ or a run directory")
+    run_dir = suite_dir / spec.run_id
+    if classify(spec, run_dir) == "skip":
+        print(f"already evaluated: {run_dir}")
+    else:
+        result = execute_run(spec, run_dir, progress=None if args.progress else False)
+        print(f"{result['status']} {spec.run_id} ({result['wall_time_s']:.1f} s)")
+    print(markdown(summary_table([run_dir])))
+    print(f"result: {run_dir / 'result.json'}")
+    result = read_result(run_dir) or {}
+    return 1 if result.get("status") == "failed" else 0
+
+
+@subcommand
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("evaluate", help="evaluate an already trained model with one benchmark (no training)")
+    parser.add_argument("run_dir", help="a training run (<suite>/_training/<id>) or any run that evaluated it")
+    parser.add_argument("benchmark", help="registered benchmark name")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a benchmark setting, e.g. max_episodes=8"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="evaluate the weights after N steps (default: the last)"
+    )
+    parser.add_argument("--data-root", default=None, help="data root (default: the one it was trained with)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.set_defaults(handler=cmd_evaluate)
 
 
 # ---------------------------------------------------------------------------- status

@@ -1,6 +1,6 @@
 """Deciding what a (re-)run of a suite has to do, and the inline backend.
 
-For each planned run: ``skip`` (a result exists), ``resume`` (a checkpoint exists), ``start``
+For each planned run: ``skip`` (a result exists), ``resume`` (its training run has a checkpoint), ``start``
 (nothing yet) or ``retry`` (failed before and ``--retry-failed`` was given; otherwise a failed
 run is skipped and reported).
 """
@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.trainer import CHECKPOINT
+from benchmarks.base import BENCHMARKS
 from runners.execute import execute_run, prepare_run_dir, treat_sigterm_as_interrupt
 from runners.results import RESULT_FILE, STATUS_FILE, read_result, write_status
 from runners.suite import RunSpec
+from runners.training import clear_training_failure, has_checkpoint, training_dir
 
 ACTIONS = ("skip", "skip_failed", "active", "resume", "start", "retry")  # active: still queued/running elsewhere
 
@@ -36,7 +37,8 @@ def classify(spec: RunSpec, run_dir: Path, retry_failed: bool = False) -> str:
         if result.get("status") == "failed":
             return "retry" if retry_failed else "skip_failed"
         return "skip"
-    return "resume" if (run_dir / CHECKPOINT).is_file() else "start"
+    trains = BENCHMARKS.get(spec.benchmark).needs_training
+    return "resume" if trains and has_checkpoint(training_dir(run_dir.parent, spec)) else "start"
 
 
 def plan_runs(specs: Iterable[RunSpec], suite_dir: Path, retry_failed: bool = False) -> list[PlannedRun]:
@@ -62,6 +64,7 @@ def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     for run in todo:
         if run.action == "retry":
             clear_failure(run)
+            clear_training_failure(training_dir(run.run_dir.parent, run.spec))
         if (run.run_dir / STATUS_FILE).is_file():  # dispatched before: forget that attempt's job and error
             note = "retrying after a failure" if run.action == "retry" else None
             write_status(run.run_dir, "pending", error=None, slurm_job_id=None, note=note)

@@ -23,7 +23,7 @@ import benchmarks.datasets as datasets
 import memories
 from benchmarks.artifacts import atomic_write_json, read_json
 from benchmarks.base import BENCHMARKS, BenchmarkContext
-from benchmarks.trainer import TrainConfig, pick_device, train
+from benchmarks.trainer import TrainConfig, pick_device
 from memories.configuration import from_mapping
 from runners.results import (
     LOG_FILE,
@@ -35,6 +35,7 @@ from runners.results import (
     write_status,
 )
 from runners.suite import RunSpec
+from runners.training import obtain_trained_model, training_id
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -136,6 +137,7 @@ def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
         "benchmark": spec.benchmark,
         "seed": spec.seed,
         "config": spec.identity(),
+        "training_run": training_id(spec) if BENCHMARKS.get(spec.benchmark).needs_training else None,
         "attempts": attempts,
         "start_step": 0,
         "git_commit": git_commit(),
@@ -185,23 +187,8 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     extra: dict[str, Any] = {}
     if benchmark_class.needs_training:
         train_config = from_mapping(TrainConfig, spec.train_config, "train")
-        outcome = train(
-            model,
-            dataset.split("train"),
-            train_config,
-            run_dir,
-            seed=spec.seed,
-            valid_split=dataset.split("valid"),
-            device=device,
-            progress=progress,
-        )
-        extra = {
-            "start_step": outcome.start_step,
-            "train_steps": outcome.steps,
-            "train_time_s": round(outcome.wall_time_s, 3),
-        }
-        if outcome.curve:
-            extra["final_train_loss"] = outcome.curve[-1]["loss"]
+        trained = obtain_trained_model(spec, model, dataset, train_config, run_dir.parent, run_dir, device, progress)
+        extra = trained.as_result()
     model.to(device).eval()
     context = BenchmarkContext(
         model=model, dataset=dataset, run_dir=run_dir, seed=spec.seed, device=device, progress=bool(progress)

@@ -29,7 +29,7 @@ def test_sigterm_leaves_the_run_pending_and_the_rerun_resumes_it(tmp_path: Path)
     command = [sys.executable, "-m", "memorybench", "--include", str(PLUGIN), "run", str(path), "--out", str(out)]
     process = subprocess.Popen([*command, "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not list(out.glob("stop/*/checkpoint.pt")):
+    while not list(out.glob("stop/_training/*/checkpoint.pt")):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)

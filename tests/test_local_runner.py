@@ -277,3 +277,18 @@ def test_bad_runner_input_is_one_line_and_exit_2(
 def test_status_of_a_missing_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", str(tmp_path / "nope")]) == 2
     assert "no such results directory" in capsys.readouterr().err
+
+
+def test_two_workers_evaluating_one_model_train_it_once(tmp_path: Path) -> None:
+    """Both runs start at once; the second blocks on the training run's lock, then only loads."""
+    path = tiny_suite(tmp_path, {"gpm": {"memory_size": 4}})
+    suite = yaml.safe_load(path.read_text())
+    suite["benchmarks"] = {"elbo": {"max_episodes": 2}, "retrieval": {"max_episodes": 2}}
+    suite["train"]["steps"] = 40
+    path.write_text(yaml.safe_dump(suite))
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--runner", "local", "--workers", "2"]) == 0
+    results = [json.loads(p.read_text()) for p in (out / "tiny").glob("*/result.json")]
+    assert len(results) == 2 and len({r["training_run"] for r in results}) == 1
+    assert sorted(r["start_step"] for r in results) == [0, 40]
+    assert len(list((out / "tiny" / "_training").iterdir())) == 1

@@ -199,7 +199,7 @@ def submit_long_run(tmp_path: Path, name: str, steps: int) -> tuple[Path, str]:
     out = tmp_path / "results"
     assert main(["--include", PLUGIN, "run", str(suite), "--out", str(out), *JOB_FLAGS, "--max-requeues", "3"]) == 0
     run_dir = next((out / name).glob("slow-*"))
-    wait_for(lambda: (run_dir / "checkpoint.pt").exists(), "the first checkpoint")
+    wait_for(lambda: any((out / name / "_training").glob("*/checkpoint.pt")), "the first checkpoint")
     status = wait_for(
         lambda: (s := read(run_dir / "status.json")) and s.get("state") == "running" and s, "the job to run"
     )

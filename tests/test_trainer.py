@@ -60,7 +60,7 @@ def test_a_failing_run_is_recorded_not_raised(tmp_path: Path, monkeypatch: pytes
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr("runners.execute.train", explode)
+    monkeypatch.setattr("runners.training.train", explode)
     result = execute_run(spec, tmp_path / spec.run_id, progress=False)
     assert result["status"] == "failed" and "simulated failure" in result["error"]
     assert (tmp_path / spec.run_id / "run.log").read_text().count("Traceback") == 1
