@@ -9,8 +9,10 @@ directory resumes from the last checkpoint, so a preempted or interrupted run lo
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,9 @@ from memories.configuration import require
 from memories.protocol import MemoryModel
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the newest is damaged
 CURVE = "train_curve.csv"
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "curve", "rng")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +95,70 @@ def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def warn(message: str) -> None:
+    """One line on stderr (and so in a worker's run.log)."""
+    print(f"memorybench: warning: {message}", file=sys.stderr, flush=True)
+
+
+def describe_load_error(error: BaseException) -> str:
+    """A one-line reason a checkpoint could not be loaded, without torch's advice to unpickle it
+    with ``weights_only=False`` (a damaged or foreign file must never be unpickled)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if "weights_only" in text or "Weights only load failed" in text:
+        text = "not a state-dict checkpoint"
+    return f"{type(error).__name__}: {text[:160]}" if text else type(error).__name__
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """A checkpoint's payload, checked to hold every key :func:`train` saves; raises ValueError otherwise."""
+    with warnings.catch_warnings():  # torch warns about odd pickle protocols: the error, if any, says enough
+        warnings.simplefilter("ignore")
+        saved = torch.load(path, map_location=device, weights_only=True)
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise ValueError(f"no {missing[0]!r} entry")
+    return saved
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """The checkpoints of ``run_dir``, newest first (those that exist)."""
+    return [path for path in (run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT) if path.is_file()]
+
+
+def resume(
+    run_dir: Path,
+    model: MemoryModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[int, list[dict[str, float]]] | None:
+    """Restore the newest readable checkpoint of ``run_dir``: (step, curve), or None to start at 0.
+
+    A damaged checkpoint (truncated, corrupted, not ours, not matching the model) is renamed
+    ``<name>.damaged`` with a one-line warning and the previous one is tried, then step 0: a
+    damaged file never fails the run, and never fails it again on the next attempt."""
+    initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    rng = torch.get_rng_state(), generator.get_state()
+    for path in checkpoint_files(run_dir):
+        try:
+            saved = load_checkpoint(path, device)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            _restore_rng(saved["rng"], generator)
+            step, curve = int(saved["step"]), list(saved["curve"])
+        except Exception as error:
+            model.load_state_dict(initial)
+            torch.set_rng_state(rng[0])
+            generator.set_state(rng[1])
+            fallback = next((p.name for p in checkpoint_files(run_dir) if p != path), None)
+            os.replace(path, path.with_name(path.name + ".damaged"))
+            then = f"falling back to {fallback}" if fallback else "restarting from step 0"
+            warn(f"{path}: damaged checkpoint ({describe_load_error(error)}); {then}")
+            continue
+        return step, curve
+    return None
+
+
 @torch.no_grad()
 def validation_nelbo(
     model: MemoryModel, episodes: torch.Tensor, split: ImageSplit, device: torch.device, batch: int
@@ -141,14 +209,11 @@ def train(
             valid_split, episode_length, seed=seed + 1, max_episodes=config.validation_episodes
         )
 
-    step, curve = 0, []
+    step, curve = 0, list[dict[str, float]]()
     checkpoint_path = run_dir / CHECKPOINT
-    if checkpoint_path.is_file():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        step, curve = int(saved["step"]), list(saved["curve"])
-        _restore_rng(saved["rng"], generator)
+    resumed = resume(run_dir, model, optimizer, generator, device)
+    if resumed is not None:
+        step, curve = resumed
     start_step = step
 
     def save() -> None:
@@ -159,6 +224,8 @@ def train(
             "curve": curve,
             "rng": _rng_state(generator),
         }
+        if checkpoint_path.is_file():  # keep the previous one: a damaged newest falls back to it
+            os.replace(checkpoint_path, run_dir / PREVIOUS_CHECKPOINT)
         atomic_torch_save(checkpoint_path, payload)
         atomic_write_csv(run_dir / CURVE, curve)
         if on_checkpoint is not None:

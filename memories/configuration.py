@@ -7,7 +7,9 @@ keys, wrong types and invalid values are all caught before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -70,14 +72,20 @@ def _coerce(value: Any, expected: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if expected is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
             try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if expected is str:
         if isinstance(value, str):
             return value
@@ -91,6 +99,8 @@ def from_mapping(cls: type[C], mapping: Mapping[str, Any] | None, where: str) ->
     Unknown keys raise with a did-you-mean and the valid keys; values are type-checked against
     the field annotations; a ``validate()`` method on the class runs last.
     """
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(mapping).__name__} {mapping!r}")
     mapping = dict(mapping or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]

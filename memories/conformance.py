@@ -2,7 +2,8 @@
 
 Run them on any model with ``memorybench validate NAME`` or, from pytest, parametrize
 :func:`run_checks` over ``memories.available()`` (see ``tests/test_conformance.py``). Each check
-raises ``AssertionError`` with a message saying what broke.
+raises :class:`ConformanceError` with a message saying what broke: explicit raises, not ``assert``
+statements, so the checks hold under ``python -O`` too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ import memories
 from memories.protocol import MemoryModel
 
 B, T, N_SAMPLES = 3, 4, 2
+
+
+class ConformanceError(AssertionError):
+    """A model broke a conformance check (an AssertionError, so pytest reports it as a failure)."""
+
+
+def require(condition: Any, message: str) -> None:
+    """Raise :class:`ConformanceError` with ``message`` unless ``condition`` holds (unlike ``assert``,
+    never skipped under ``python -O``)."""
+    if not condition:
+        raise ConformanceError(message)
 
 
 def small_settings(name: str, **overrides: Any) -> dict[str, Any]:
@@ -65,34 +77,34 @@ def check_shapes(name: str) -> None:
     x = episode()
     with torch.no_grad():
         terms = model.loss(x)
-        assert terms.total.dim() == 0 and torch.isfinite(terms.total), "loss().total must be a finite scalar"
+        require(terms.total.dim() == 0 and torch.isfinite(terms.total), "loss().total must be a finite scalar")
         for key, value in terms.terms.items():
-            assert value.dim() == 0, f"loss term {key!r} must be a scalar"
+            require(value.dim() == 0, f"loss term {key!r} must be a scalar")
         state = model.write(x)
         recon = model.read(x, state)
-        assert recon.mean.shape == x.shape, f"read().mean is {list(recon.mean.shape)}, expected {list(x.shape)}"
-        assert recon.log_prob(x).shape == (B, T), "read().log_prob(x) must be [B, T]"
+        require(recon.mean.shape == x.shape, f"read().mean is {list(recon.mean.shape)}, expected {list(x.shape)}")
+        require(recon.log_prob(x).shape == (B, T), "read().log_prob(x) must be [B, T]")
         nelbo = model.neg_elbo(x)
-        assert nelbo.cond.shape == (B, T), f"neg_elbo().cond is {list(nelbo.cond.shape)}, expected [B, T]"
-        assert (nelbo.full is not None) == model.has_memory_prior, "neg_elbo().full must exist iff has_memory_prior"
+        require(nelbo.cond.shape == (B, T), f"neg_elbo().cond is {list(nelbo.cond.shape)}, expected [B, T]")
+        require((nelbo.full is not None) == model.has_memory_prior, "neg_elbo().full must exist iff has_memory_prior")
         queries = x[:, :2]
-        assert model.neg_elbo(x, queries).cond.shape == (B, 2), "neg_elbo(episode, queries) must be [B, Tq]"
+        require(model.neg_elbo(x, queries).cond.shape == (B, 2), "neg_elbo(episode, queries) must be [B, Tq]")
         trajectory = model.iterative_read(queries, state, steps=3)
-        assert len(trajectory) == 3 and trajectory[-1].mean.shape == queries.shape, "iterative_read shapes"
+        require(len(trajectory) == 3 and trajectory[-1].mean.shape == queries.shape, "iterative_read shapes")
         if model.supports_generation:
             samples = model.sample(state, N_SAMPLES, steps=1)
-            assert samples.shape == (B, N_SAMPLES, 1, 28, 28), f"sample() is {list(samples.shape)}"
-        assert model.energy(queries, state).shape == (B, 2), "energy() must be [B, Tq]"
+            require(samples.shape == (B, N_SAMPLES, 1, 28, 28), f"sample() is {list(samples.shape)}")
+        require(model.energy(queries, state).shape == (B, 2), "energy() must be [B, Tq]")
         latent = model.latent_memory
         if latent is not None:
             item_codes = codes(size=model.config.code_size)
             latent_state = latent.write(item_codes)
             for sample in (True, False):
                 out = latent.read(item_codes[:, :2], latent_state, sample=sample)
-                assert out.shape == (B, 2, model.config.code_size), "memory.read must return [B, Tq, C]"
+                require(out.shape == (B, 2, model.config.code_size), "memory.read must return [B, Tq, C]")
             mean_1 = latent.read(item_codes, latent_state, sample=False)
             mean_2 = latent.read(item_codes, latent_state, sample=False)
-            assert torch.allclose(mean_1, mean_2), "memory.read(sample=False) must be deterministic"
+            require(torch.allclose(mean_1, mean_2), "memory.read(sample=False) must be deterministic")
 
 
 def check_edge_sizes(name: str) -> None:
@@ -100,7 +112,7 @@ def check_edge_sizes(name: str) -> None:
         model = build(name, episode_length=length).eval()
         with torch.no_grad():
             values = model.neg_elbo(episode(batch, length)).cond
-        assert values.shape == (batch, length) and torch.isfinite(values).all(), f"B={batch}, T={length} failed"
+        require(values.shape == (batch, length) and torch.isfinite(values).all(), f"B={batch}, T={length} failed")
 
 
 def check_backward(name: str) -> None:
@@ -111,7 +123,9 @@ def check_backward(name: str) -> None:
         for n, p in model.named_parameters()
         if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
     ]
-    assert not missing, f"no finite gradient reaches: {', '.join(missing)}"
+    require(not missing, f"no finite gradient reaches: {', '.join(missing)}")
+    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and not p.grad.any()]
+    require(not zero, f"the gradient is exactly zero for: {', '.join(zero)}")
 
 
 def check_determinism(name: str) -> None:
@@ -119,7 +133,7 @@ def check_determinism(name: str) -> None:
     x = episode()
     loss_a = _seeded(lambda: a.loss(x).total)
     loss_b = _seeded(lambda: b.loss(x).total)
-    assert torch.equal(loss_a, loss_b), "same seed must give the same model and loss"
+    require(torch.equal(loss_a, loss_b), "same seed must give the same model and loss")
 
 
 def check_save_load(name: str) -> None:
@@ -132,7 +146,7 @@ def check_save_load(name: str) -> None:
     with torch.no_grad():
         before = _seeded(lambda: source.neg_elbo(x).cond)
         after = _seeded(lambda: target.neg_elbo(x).cond)
-    assert torch.allclose(before, after), "a state_dict round trip must reproduce neg_elbo"
+    require(torch.allclose(before, after), "a state_dict round trip must reproduce neg_elbo")
 
 
 def check_episode_independence(name: str) -> None:
@@ -143,8 +157,8 @@ def check_episode_independence(name: str) -> None:
     with torch.no_grad():
         original = _seeded(lambda: model.neg_elbo(x).cond)
         perturbed = _seeded(lambda: model.neg_elbo(changed).cond)
-    assert not torch.allclose(original[0], perturbed[0]), "changing episode 0 must change its own values"
-    assert torch.allclose(original[1:], perturbed[1:], atol=1e-8), "changing episode 0 changed other episodes"
+    require(not torch.allclose(original[0], perturbed[0]), "changing episode 0 must change its own values")
+    require(torch.allclose(original[1:], perturbed[1:], atol=1e-8), "changing episode 0 changed other episodes")
 
 
 def check_kl_sanity(name: str) -> None:
@@ -153,11 +167,11 @@ def check_kl_sanity(name: str) -> None:
         nelbo = _seeded(lambda: model.neg_elbo(episode()))
     for key, value in nelbo.terms.items():
         if key.startswith("kl"):
-            assert (value >= -1e-6).all(), f"KL term {key!r} is negative"
+            require((value >= -1e-6).all(), f"KL term {key!r} is negative")
     if "reconstruction" in nelbo.terms:
-        assert (nelbo.cond >= nelbo.terms["reconstruction"] - 1e-6).all(), "NELBO-cond below its reconstruction term"
+        require((nelbo.cond >= nelbo.terms["reconstruction"] - 1e-6).all(), "NELBO-cond below its reconstruction term")
     if nelbo.full is not None:
-        assert (nelbo.full >= nelbo.cond - 1e-6).all(), "NELBO-full below NELBO-cond"
+        require((nelbo.full >= nelbo.cond - 1e-6).all(), "NELBO-full below NELBO-cond")
 
 
 def check_learns(name: str, steps: int = 30) -> None:
@@ -171,8 +185,8 @@ def check_learns(name: str, steps: int = 30) -> None:
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    assert all(map(math.isfinite, losses)), "training produced a non-finite loss"
-    assert sum(losses[-5:]) < sum(losses[:5]), f"{steps} Adam steps on one episode batch did not lower the loss"
+    require(all(map(math.isfinite, losses)), "training produced a non-finite loss")
+    require(sum(losses[-5:]) < sum(losses[:5]), f"{steps} Adam steps on one episode batch did not lower the loss")
 
 
 CHECKS: dict[str, Callable[[str], None]] = {

@@ -136,6 +136,10 @@ def import_user_module(path_or_module: str) -> None:
             raise ImportError(f"--include: cannot import {str(path)!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # a half-imported plugin must not linger
+            raise
     else:
         importlib.import_module(path_or_module)

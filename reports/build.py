@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import os
 import shutil
+import tempfile
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ FORMATS = ("md", "html", "latex", "csv")
 TABLE_EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
 
 
+MANIFEST = ".memorybench-report.json"  # what the last report wrote: the only files a new report may remove
+LOG = "report.log"  # tracebacks of tables and figures that failed
+
+
 @dataclass
 class ReportOutcome:
     out: Path
@@ -50,7 +56,8 @@ class ReportOutcome:
     states: dict[str, int]
     tables: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not drawn, with the reason (failures included)
+    failed: list[str] = field(default_factory=list)  # tables and figures whose code raised: exit status 1
 
 
 def parse_formats(text: str | Iterable[str]) -> list[str]:
@@ -84,44 +91,59 @@ def episode_lengths(results: Results) -> dict[tuple[str, str, str], int]:
 def build_report(
     results_dir: str | Path, out: str | Path | None = None, formats: Iterable[str] = FORMATS
 ) -> ReportOutcome:
-    """Write the report of ``results_dir`` into ``out`` (default ``results_dir/report``)."""
+    """Write the report of ``results_dir`` into ``out`` (default ``results_dir/report``).
+
+    Tables and figures are drawn into a staging folder, then moved into ``out/tables`` and
+    ``out/figures``; files of an earlier report that this one did not rewrite are removed only
+    when that report's manifest lists them, so files a user keeps there are never touched."""
     formats = parse_formats(formats)
     results = load_results(results_dir)
     out = Path(out) if out is not None else Path(results_dir) / "report"
-    tables_dir, figures_dir = out / "tables", out / "figures"
-    for folder in (tables_dir, figures_dir):  # regenerated, never appended
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-staging-", dir=out))
+    try:
+        outcome, written = _build(results, out, staging, formats)
+        _publish(out, staging, written)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return outcome
 
+
+def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tuple[ReportOutcome, list[str]]:
+    tables_dir, figures_dir = staging / "tables", staging / "figures"
+    for folder in (tables_dir, figures_dir):
+        folder.mkdir()
+    failed: list[str] = []
+    log: list[str] = []
     aggregated = aggregate(results.current_metrics)
-    skipped: list[str] = []
-    paired = _guarded("paired differences", skipped, lambda: paired_differences(results))
+    paired = _guarded("paired differences", failed, log, lambda: paired_differences(results))
     if paired is None:
         paired = pd.DataFrame()
     reference = load_reference()
-    _write_data(results, aggregated, paired, out)
+    written = _write_data(results, aggregated, paired, out)
 
     runs = results.current_runs
     first, third = paper_tables.table_datasets(reference, runs)
     lengths = episode_lengths(results)
     paper = [
-        _guarded("Table 1", skipped, lambda: paper_tables.nelbo_table(1, runs, aggregated, reference, first)),
-        _guarded("Table 2", skipped, lambda: paper_tables.denoising_table(runs, aggregated, reference, lengths)),
-        _guarded("Table 3", skipped, lambda: paper_tables.nelbo_table(3, runs, aggregated, reference, third)),
+        _guarded("Table 1", failed, log, lambda: paper_tables.nelbo_table(1, runs, aggregated, reference, first)),
+        _guarded("Table 2", failed, log, lambda: paper_tables.denoising_table(runs, aggregated, reference, lengths)),
+        _guarded("Table 3", failed, log, lambda: paper_tables.nelbo_table(3, runs, aggregated, reference, third)),
     ]
     paper_list = [t for t in paper if isinstance(t, Table) and not t.empty]
     per_benchmark = (
-        _guarded("per-benchmark tables", skipped, lambda: paper_tables.benchmark_tables(runs, aggregated)) or []
+        _guarded("per-benchmark tables", failed, log, lambda: paper_tables.benchmark_tables(runs, aggregated)) or []
     )
-    paired_table = _guarded("paired differences", skipped, lambda: paper_tables.paired_table(paired))
+    paired_table = _guarded("paired differences", failed, log, lambda: paper_tables.paired_table(paired))
     if isinstance(paired_table, Table):
         per_benchmark.append(paired_table)
     reported = paper_tables.reported_tables(reference)
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)
 
-    made, not_drawn = _draw_figures(results, paired, figures_dir)
-    skipped += not_drawn
+    notes: list[str] = []
+    made = _draw_figures(results, paired, figures_dir, failed, notes, log)
+    skipped = [*failed, *notes]
     content = ReportContent(
         title="memorybench report: " + ", ".join(sorted(set(results.runs["suite"]))),
         header=_header(results),
@@ -137,47 +159,75 @@ def build_report(
             "aggregated.csv",
             "paired_differences.csv",
             "runs.csv",
-            *(["results.parquet"] if (out / "results.parquet").is_file() else []),
+            *(["results.parquet"] if "results.parquet" in written else []),
             *(f"tables/{t.name}.{TABLE_EXTENSIONS[f]}" for t in all_tables for f in formats if f in TABLE_EXTENSIONS),
         ],
     )
     if "html" in formats:
         atomic_write_text(out / "report.html", render_html(content, figures_dir))
+        written.append("report.html")
     if "md" in formats:
         atomic_write_text(out / "report.md", render_markdown(content))
-    _readable(out)
+        written.append("report.md")
+    if log:
+        atomic_write_text(out / LOG, "\n".join(log))
+        written.append(LOG)
+    written += [path.relative_to(staging).as_posix() for path in sorted(staging.rglob("*")) if path.is_file()]
     states = results.runs.loc[results.runs["current"], "status"].value_counts().to_dict()
-    return ReportOutcome(out, len(results.runs), states, [t.name for t in all_tables], [f.stem for f in made], skipped)
+    outcome = ReportOutcome(
+        out, len(results.runs), states, [t.name for t in all_tables], [f.stem for f in made], skipped, failed
+    )
+    return outcome, written
 
 
-def _readable(out: Path) -> None:
-    """Atomic writes create files readable by their owner only (mkstemp); reports are meant to be shared."""
+def _publish(out: Path, staging: Path, written: list[str]) -> None:
+    """Move the staged tables and figures into ``out``, remove what only the previous report had
+    written, record this report's files in the manifest, and make everything shareable."""
+    for name in ("tables", "figures"):
+        for path in sorted((staging / name).glob("*")):
+            (out / name).mkdir(exist_ok=True)
+            os.replace(path, out / name / path.name)
+    previous = _manifest(out)
+    for name in sorted(set(previous) - set(written)):
+        target = out / name
+        if target.is_file() and target.resolve().is_relative_to(out.resolve()):
+            target.unlink()
+    atomic_write_text(out / MANIFEST, json.dumps({"written": sorted(written)}, indent=1) + "\n")
     umask = os.umask(0)
     os.umask(umask)
-    for path in out.rglob("*"):
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
+    for name in written:
+        if (out / name).is_file():
+            (out / name).chmod(0o666 & ~umask)
 
 
-def _guarded(name: str, skipped: list[str], build: Callable[[], Any]) -> Any:
-    """``build()``, or None with the error noted in ``skipped``: one broken table must not sink the report."""
+def _manifest(out: Path) -> list[str]:
+    try:
+        listed = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("written", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in listed if isinstance(name, str) and ".." not in Path(name).parts]
+
+
+def _guarded(name: str, failed: list[str], log: list[str], build: Callable[[], Any]) -> Any:
+    """``build()``, or None with the error noted in ``failed``: one broken table must not sink the report."""
     try:
         return build()
     except Exception as error:
-        skipped.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
-        traceback.print_exc()
+        failed.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
+        log.append(f"--- {name}\n{traceback.format_exc()}")
         return None
 
 
-def _write_data(results: Results, aggregated: pd.DataFrame, paired: pd.DataFrame, out: Path) -> None:
+def _write_data(results: Results, aggregated: pd.DataFrame, paired: pd.DataFrame, out: Path) -> list[str]:
     atomic_write_text(out / "results.csv", results.metrics.to_csv(index=False))
     atomic_write_text(out / "aggregated.csv", aggregated.to_csv(index=False))
     atomic_write_text(out / "paired_differences.csv", paired.to_csv(index=False))
     atomic_write_text(out / "runs.csv", results.runs.to_csv(index=False))
+    written = ["results.csv", "aggregated.csv", "paired_differences.csv", "runs.csv"]
     if any(importlib.util.find_spec(engine) for engine in ("pyarrow", "fastparquet")):
         atomic_write_bytes(out / "results.parquet", results.metrics.to_parquet(index=False))
-    else:
-        (out / "results.parquet").unlink(missing_ok=True)
+        written.append("results.parquet")
+    return written
 
 
 def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None:
@@ -187,24 +237,22 @@ def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None
                 atomic_write_text(folder / f"{table.name}.{extension}", RENDERERS[extension](table))
 
 
-def _draw_figures(results: Results, paired: pd.DataFrame, folder: Path) -> tuple[list[figures.Figure], list[str]]:
-    """Every figure function in turn; one that fails is reported as skipped, never fatal."""
+def _draw_figures(
+    results: Results, paired: pd.DataFrame, folder: Path, failed: list[str], notes: list[str], log: list[str]
+) -> list[figures.Figure]:
+    """Every figure function in turn; one that raises is noted in ``failed``, never fatal."""
     made: list[figures.Figure] = []
-    skipped: list[str] = []
     jobs = [
         ("training curves", lambda: figures.training_curves(results, folder)),
         ("ELBO", lambda: figures.elbo_points(results, folder)),
         ("paired differences", lambda: figures.paired_forest(paired, folder)),
         *((name, (lambda f=function: f(results, folder))) for name, function in benchmark_figures.FIGURES),
-        ("reconstructions", lambda: reconstruction_grids(results, folder, skipped)),
+        ("reconstructions", lambda: reconstruction_grids(results, folder, notes)),
     ]
     for name, job in jobs:
-        try:
-            made.extend(job())
-        except Exception as error:  # a broken or unexpected file must not sink the report
-            skipped.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
-            traceback.print_exc()
-    return made, skipped
+        drawn = _guarded(f"figure {name}", failed, log, job)
+        made.extend(drawn or [])
+    return made
 
 
 def _header(results: Results) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.artifacts import read_json
-from runners.results import RESULT_FILE, RESULT_SCHEMA_VERSION, SPEC_FILE, STATUS_FILE
+from runners.results import (
+    RESULT_FILE,
+    RESULT_SCHEMA_VERSION,
+    SPEC_FILE,
+    lock_held,
+    result_record,
+    status_record,
+)
 
 IDENTITY = ["suite", "model", "dataset", "benchmark"]
 LONG_COLUMNS = [
@@ -68,6 +76,9 @@ RUN_COLUMNS = [
     "path",
 ]
 STDERR_SUFFIX = "_stderr"
+# Fields of spec.json / result.json that are meant to be lists or mappings (any other field of such a type is damage).
+NESTED = {"environment", "config", "metrics", "units", "higher_is_better", "protocol", "files"}
+NESTED |= {"memory_config", "dataset_config", "benchmark_config", "train_config"}
 
 
 class ResultsError(Exception):
@@ -172,7 +183,9 @@ def load_results(root: str | Path) -> Results:
     runs["current"] = _current(runs)
     runs = runs.drop(columns="_variant_time").sort_values(["suite", "benchmark", "dataset", "model", "seed"])
     metrics = pd.DataFrame(metric_rows, columns=LONG_COLUMNS)
-    if not metrics.empty:
+    if metrics.empty:  # typed empty columns: a boolean mask of no rows still selects rows, not columns
+        metrics = metrics.astype({"current": bool, "value": float, "stderr": float})
+    else:
         metrics["current"] = metrics["run_id"].map(runs.set_index("run_id")["current"]).astype(bool)
         metrics["seed"] = pd.to_numeric(metrics["seed"], errors="coerce").astype("Int64")
         metrics["value"] = pd.to_numeric(metrics["value"], errors="coerce")
@@ -182,19 +195,26 @@ def load_results(root: str | Path) -> Results:
 
 def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     spec = read_json(run_dir / SPEC_FILE) or {}
-    status = read_json(run_dir / STATUS_FILE) or {}
-    raw = read_json(run_dir / RESULT_FILE)
+    raw, result_problem = result_record(run_dir)
+    status, status_problem = status_record(run_dir)
+    status = status or {}
     payload, note = convert_result(raw) if raw is not None else (None, "")
     source = {**spec, **(payload or {})}
+    source = {key: value for key, value in source.items() if not isinstance(value, (list, dict)) or key in NESTED}
     environment: dict[str, Any] = source["environment"] if isinstance(source.get("environment"), dict) else {}
-    if payload is not None:
+    problem = result_problem or (status_problem if payload is None else "")
+    if problem:  # the same verdict as `memorybench status` (both read through runners.results)
+        state, reason = "damaged", problem
+    elif payload is not None:
         state = str(payload.get("status", "done"))
         reason = str(payload.get("reason") or payload.get("error") or "")
-    elif (run_dir / RESULT_FILE).is_file():
-        state, reason = "failed", "result.json is unreadable (truncated or not JSON)"
     else:
         state = str(status.get("state", "pending"))
         reason = str(status.get("error") or "")
+        here = status.get("host") == socket.gethostname() and not status.get("slurm_job_id")
+        if state == "running" and here and lock_held(run_dir) is False:
+            state = "interrupted"  # as `memorybench status` says: its process is gone (the lock is free)
+            reason = f"process {status.get('pid')} ended without a result; a plain rerun resumes it"
         if state in ("pending", "running"):
             reason = reason or (
                 "no result yet" if state == "pending" else f"still running (updated {status.get('updated')})"

@@ -93,7 +93,12 @@ def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
     weights = _weights_path(run_dir)
     if weights is None:
         raise FileNotFoundError("no saved weights for this run")
-    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # damaged weights: say so without torch's advice to unpickle them
+        from benchmarks.trainer import describe_load_error
+
+        raise ValueError(f"{weights}: unreadable weights ({describe_load_error(error)})") from None
     try:
         model.load_state_dict(saved["model"])
     except RuntimeError:

@@ -8,6 +8,7 @@ and return exit status 2 before any work or any file is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.datasets import DataMissingError
 from memories.configuration import ConfigError
 from memories.registry import Registry, RegistryError, import_user_module
+from runners.results import STATES, is_storage_error
 
 if TYPE_CHECKING:
     from runners.dispatch import PlannedRun
@@ -75,7 +77,13 @@ def _add_list(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- run
 def check_writable(directory: Path) -> None:
-    """Refuse an output directory that cannot be created or written (nothing is created here)."""
+    """Refuse an output directory that cannot be created or written; nothing is left behind.
+
+    Permission bits are not enough (root passes them; /proc, read-only mounts and full disks do
+    not show in them): a temporary directory is really created in the nearest existing ancestor
+    and removed again."""
+    import tempfile
+
     probe = directory
     while not probe.exists():
         if probe.parent == probe:
@@ -83,8 +91,12 @@ def check_writable(directory: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"--out {directory}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {directory}: {probe} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".memorybench-probe-", dir=probe))
+    except OSError as error:
+        raise UsageError(
+            f"--out {directory}: cannot create a directory in {probe} ({error.strerror or error})"
+        ) from None
 
 
 RUNNERS = ("inline", "local", "slurm")
@@ -98,7 +110,6 @@ SLURM_FLAGS = {
     "array_parallelism": "--array-parallelism",
     "max_requeues": "--max-requeues",
 }
-RESOURCE_SECTIONS = ("local", "slurm")
 
 
 def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
@@ -108,6 +119,7 @@ def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
     unknown runner, a flag of another runner, bad values, GPUs this machine lacks, or no sbatch.
     """
     from memories.registry import suggest
+    from runners.checks import RESOURCE_SECTIONS
 
     if args.runner not in RUNNERS:
         raise UsageError(
@@ -178,7 +190,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             print(describe(resources, sum(run.will_run for run in planned), cluster_max_array_size()))
         return 0
-    todo = prepare(planned)
+    created = [path for path in (suite_dir, out) if not path.exists()]
+    try:
+        todo = prepare(planned)
+    except OSError as error:
+        for path in created:  # leave no empty directory behind
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        if is_storage_error(error):
+            raise
+        raise UsageError(f"--out {out}: cannot create the run directories ({error.strerror or error})") from None
+    for run in planned:
+        if run.will_run and run not in todo:
+            print(f"  skipped {run.spec.run_id}: another process is running it")
     if args.runner == "slurm":
         return _run_slurm(args, planned, todo, resources, suite_dir, suite.name, includes, suite.note)
     if args.runner == "local":
@@ -200,8 +224,8 @@ def _finish_run(suite_dir: Path, planned: list[PlannedRun], note: str = "") -> i
     if note:
         print(f"note: {note}")
     print(f"results: {suite_dir}/summary.csv, {suite_dir}/summary.md and one directory per run")
-    failed = int((table["status"] == "failed").sum()) if "status" in table else 0
-    return 1 if failed else 0
+    unfinished = int(table["status"].isin(["failed", "interrupted", "damaged"]).sum()) if "status" in table else 0
+    return 1 if unfinished else 0
 
 
 def _run_slurm(
@@ -280,7 +304,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from memories.configuration import as_dict, from_mapping
     from runners.dispatch import classify
     from runners.execute import execute_run
-    from runners.results import SPEC_FILE, read_result
+    from runners.results import SPEC_FILE, RunBusyError, read_result
     from runners.suite import RunSpec, apply_overrides
     from runners.summary import markdown, summary_table
     from runners.training import TRAINING_DIR, evaluation_spec, training_dir
@@ -310,8 +334,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if classify(spec, run_dir) == "skip":
         print(f"already evaluated: {run_dir}")
     else:
-        result = execute_run(spec, run_dir, progress=None if args.progress else False)
-        print(f"{result['status']} {spec.run_id} ({result['wall_time_s']:.1f} s)")
+        try:
+            result = execute_run(spec, run_dir, progress=None if args.progress else False)
+        except RunBusyError as error:
+            raise UsageError(str(error)) from None
+        print(f"{result['status']} {spec.run_id} ({result.get('wall_time_s', 0.0):.1f} s)")
     print(markdown(summary_table([run_dir])))
     print(f"result: {run_dir / 'result.json'}")
     result = read_result(run_dir) or {}
@@ -362,7 +389,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--state",
         action="append",
-        choices=["pending", "running", "done", "failed", "not_applicable"],
+        choices=list(STATES),
         help="only runs in this state (repeatable)",
     )
     parser.set_defaults(handler=cmd_status)
@@ -415,9 +442,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         if (out / name).is_file():
             print(f"  {out / name}")
     print(f"  {out / 'tables'}/  {out / 'figures'}/")
-    for skipped in outcome.skipped:
-        print(f"  figure skipped: {skipped}")
-    return 0
+    for note in outcome.skipped:
+        if note not in outcome.failed:
+            print(f"  not drawn: {note}")
+    for failure in outcome.failed:
+        print(f"memorybench: error: report: {failure} (traceback in {out / 'report.log'})", file=sys.stderr)
+    return 1 if outcome.failed else 0
 
 
 @subcommand
@@ -447,19 +477,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def include(module: str) -> None:
+    """Import one ``--include`` plugin; any failure (a syntax error, an exception at import time) is one line."""
+    try:
+        import_user_module(module)
+    except (ImportError, FileNotFoundError) as error:
+        raise UsageError(f"--include {module}: {str(error).removeprefix('--include: ')}") from None
+    except SyntaxError as error:
+        raise UsageError(
+            f"--include {module}: syntax error in {error.filename} line {error.lineno}: {error.msg}"
+        ) from None
+    except (Exception, SystemExit) as error:
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.endswith("registry.py")]
+        where = f" ({frames[-1].filename} line {frames[-1].lineno})" if frames else ""
+        text = str(error).splitlines()[0] if str(error) else ""
+        raise UsageError(f"--include {module}: importing it raised {type(error).__name__}: {text}{where}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         for module in args.include:
-            try:
-                import_user_module(module)
-            except (ImportError, FileNotFoundError) as error:
-                raise UsageError(f"--include {module}: {error}") from None
+            include(module)
         return int(args.handler(args))
     except (ConfigError, RegistryError, DataMissingError, UsageError) as error:
         print(f"memorybench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a full disk, a quota, a read-only filesystem: the machine, not the input
+        where = f" ({error.filename})" if error.filename else ""
+        advice = "; finished runs are saved, a rerun resumes the rest" if is_storage_error(error) else ""
+        print(f"memorybench: error: {error.strerror or error}{where}{advice}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. `memorybench status ... | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -7,7 +7,9 @@ It never raises for a failure of the run itself: errors, NaNs and bad data are r
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,7 +23,7 @@ import torch
 
 import benchmarks.datasets as datasets
 import memories
-from benchmarks.artifacts import atomic_write_json, read_json
+from benchmarks.artifacts import atomic_write_json
 from benchmarks.base import BENCHMARKS, BenchmarkContext
 from benchmarks.trainer import TrainConfig, pick_device
 from memories.configuration import from_mapping
@@ -30,8 +32,12 @@ from runners.results import (
     RESULT_FILE,
     RESULT_SCHEMA_VERSION,
     SPEC_FILE,
-    STATUS_FILE,
+    RunBusyError,
+    is_storage_error,
     now,
+    read_result,
+    run_lock,
+    status_record,
     write_status,
 )
 from runners.suite import RunSpec
@@ -75,12 +81,21 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
-    """Write the spec (once) and a pending status, so planned runs are visible to ``status``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / SPEC_FILE).is_file():
-        atomic_write_json(run_dir / SPEC_FILE, spec.to_dict())
-    if not (run_dir / STATUS_FILE).is_file():
-        write_status(run_dir, "pending", run_id=spec.run_id, attempts=0)
+    """Write the spec (once) and a pending status, so planned runs are visible to ``status``.
+
+    When the disk is full (or any write fails) a directory created here is removed again: a
+    failed start never leaves an empty or half-prepared run directory behind."""
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / SPEC_FILE).is_file():
+            atomic_write_json(run_dir / SPEC_FILE, spec.to_dict())
+        if status_record(run_dir)[0] is None:
+            write_status(run_dir, "pending", run_id=spec.run_id, attempts=0)
+    except OSError:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -98,10 +113,26 @@ def treat_sigterm_as_interrupt() -> None:
 def execute_run(
     spec: RunSpec, run_dir: str | Path, progress: bool | None = None, log_path: str | None = None
 ) -> dict[str, Any]:
-    """Run ``spec`` in ``run_dir`` and return its result (also written to ``result.json``)."""
+    """Run ``spec`` in ``run_dir`` and return its result (also written to ``result.json``).
+
+    Holds the run's lock throughout (:func:`runners.results.run_lock`): raises
+    :class:`RunBusyError` when another process is running it, and returns the existing result
+    without running anything when the run finished meanwhile, so a result is never written twice.
+    A full disk (or quota, or read-only filesystem) is not the run's fault: the run is left
+    resumable and the OSError propagates.
+    """
     run_dir = Path(run_dir)
     prepare_run_dir(spec, run_dir)
-    attempts = int((read_json(run_dir / STATUS_FILE) or {}).get("attempts", 0)) + 1
+    with run_lock(run_dir):
+        existing = read_result(run_dir)
+        if existing is not None:
+            return existing
+        return _execute_locked(spec, run_dir, progress, log_path)
+
+
+def _execute_locked(spec: RunSpec, run_dir: Path, progress: bool | None, log_path: str | None) -> dict[str, Any]:
+    status = status_record(run_dir)[0] or {}
+    attempts = int(status.get("attempts", 0) or 0) + 1
     log_path = log_path or str(run_dir / LOG_FILE)
     write_status(run_dir, "running", attempts=attempts, started=now(), log=log_path, error=None, note=None)
     started = time.perf_counter()
@@ -110,20 +141,34 @@ def execute_run(
     try:
         result = {**base, **_run(spec, run_dir, device, progress)}
     except Exception as error:  # the run failed; the suite goes on
+        if is_storage_error(error):
+            _leave_resumable(run_dir, f"stopped: {getattr(error, 'strerror', None) or error}")
+            raise
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        with open(log_path, "a", encoding="utf-8") as log:
+        with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
         result = {**base, "status": "failed", "error": message, "log": log_path, "metrics": {}}
     except BaseException:  # Ctrl-C, a worker told to stop, SLURM preemption (sys.exit): resumable, not failed
-        write_status(run_dir, "pending", note="interrupted; the next attempt resumes from the last checkpoint")
+        _leave_resumable(run_dir, "interrupted; the next attempt resumes from the last checkpoint")
         raise
     result["wall_time_s"] = round(time.perf_counter() - started, 3)
     result["finished"] = now()
-    atomic_write_json(run_dir / RESULT_FILE, result)
-    write_status(
-        run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
-    )
+    try:
+        atomic_write_json(run_dir / RESULT_FILE, result)
+        write_status(
+            run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
+        )
+    except OSError as error:
+        if not (run_dir / RESULT_FILE).is_file():
+            _leave_resumable(run_dir, f"stopped before writing its result: {error.strerror or error}")
+        raise
     return result
+
+
+def _leave_resumable(run_dir: Path, note: str) -> None:
+    """Mark a run that stopped without its own fault as pending (best effort: the disk may be full)."""
+    with contextlib.suppress(OSError):
+        write_status(run_dir, "pending", note=note)
 
 
 def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
@@ -144,30 +189,20 @@ def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
     }
 
 
-def record_failure(run_dir: str | Path, error: str, log_path: str | None = None) -> dict[str, Any]:
-    """Record a run whose process died without a result (killed worker, lost SLURM job) as failed.
-
-    Writes the same failed ``result.json`` and ``status.json`` that :func:`execute_run` writes for a
-    run that raised; an existing result is never overwritten (the run finished after all).
-    """
+def record_interrupted(run_dir: str | Path, reason: str, log_path: str | None = None) -> None:
+    """Record a run whose process died without a result (killed worker, OOM, lost SLURM job) as
+    ``interrupted``: a plain rerun resumes it from its checkpoint (only a run that *raised* is
+    failed). Nothing is written when the run has a result (it finished after all) or another
+    process holds its lock (it is running again)."""
     run_dir = Path(run_dir)
-    existing = read_json(run_dir / RESULT_FILE)
-    if existing is not None:
-        return existing
-    spec = RunSpec.from_dict(read_json(run_dir / SPEC_FILE) or {})
-    status = read_json(run_dir / STATUS_FILE) or {}
-    log_path = log_path or status.get("log") or str(run_dir / LOG_FILE)
-    result = {
-        **_result_header(spec, int(status.get("attempts", 0))),
-        "status": "failed",
-        "error": error,
-        "log": log_path,
-        "metrics": {},
-        "finished": now(),
-    }
-    atomic_write_json(run_dir / RESULT_FILE, result)
-    write_status(run_dir, "failed", error=error, log=log_path, finished=result["finished"], note=None)
-    return result
+    if (run_dir / RESULT_FILE).is_file():
+        return
+    with contextlib.suppress(RunBusyError), run_lock(run_dir):
+        if not (run_dir / RESULT_FILE).is_file():
+            fields: dict[str, Any] = {"error": f"{reason}; a plain rerun resumes it", "note": None}
+            if log_path:
+                fields["log"] = log_path
+            write_status(run_dir, "interrupted", **fields)
 
 
 def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | None) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The local backend: a pool of N worker processes on one machine, optionally one job per GPU.
 
 Each run executes in its own process (``python -m runners.worker RUN_DIR``), so a crash, an OOM
-kill or ``kill -9`` loses that run only: the pool records it as failed (``status.json`` and a
-failed ``result.json`` naming the signal and the log) and starts the next one. At most N runs are
+kill or ``kill -9`` loses that run only: the pool records it as interrupted (``status.json``
+naming the signal and the log; a plain rerun resumes it) and starts the next one. At most N runs are
 in flight; the rest wait in the parent, which hands a run to a worker slot only when the slot is
 free. With ``--gpus 0,1`` each slot owns one GPU and its processes see only that device through
 ``CUDA_VISIBLE_DEVICES`` (submitit's LocalExecutor would start every job at once on GPU 0).
@@ -24,8 +24,9 @@ from typing import IO, Any
 from benchmarks.artifacts import read_json
 from memories.configuration import ConfigError, from_mapping, require
 from runners.dispatch import PlannedRun
-from runners.execute import record_failure
+from runners.execute import record_interrupted
 from runners.results import LOG_FILE, RESULT_FILE, STATUS_FILE, write_status
+from runners.worker import EXIT_BUSY
 
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -70,6 +71,9 @@ def parse_workers(text: str) -> int:
 def local_resources(section: Mapping[str, Any] | None, workers: str | None, gpus: str | None) -> LocalResources:
     """The suite's ``resources.local`` with command-line flags on top (all validated)."""
     merged = dict(section or {})
+    given = merged.get("workers")
+    if isinstance(given, int) and not isinstance(given, bool) and given < 1:  # as --workers: 0 is no worker
+        raise ConfigError(f"resources.local.workers: must be a positive integer, got {given}")
     if workers is not None:
         merged["workers"] = parse_workers(workers)
     if gpus is not None:
@@ -109,8 +113,16 @@ def gpu_slots(gpus: Sequence[int], workers: int, device_count: int, visible: str
 
 
 def worker_command(run: PlannedRun, includes: Sequence[str] = ()) -> list[str]:
-    """The command a worker slot runs for ``run`` (one fresh Python process per run)."""
-    command = [sys.executable, "-m", "runners.worker", str(run.run_dir)]
+    """The command a worker slot runs for ``run`` (one fresh Python process per run).
+
+    ``-P`` keeps the current directory off ``sys.path``: a ``tqdm.py`` or ``torch.py`` lying in the
+    user's directory is never imported by a worker (``-m`` would put it first). The worker keeps
+    the user's directory as its own, so relative data roots still resolve."""
+    if sys.version_info >= (3, 11):
+        command = [sys.executable, "-P", "-m", "runners.worker", str(run.run_dir)]
+    else:  # no -P: drop the '' entry -c puts first, then run the module
+        start = "import runpy, sys; sys.path.pop(0); runpy.run_module('runners.worker', run_name='__main__')"
+        command = [sys.executable, "-c", start, str(run.run_dir)]
     for module in includes:
         command += ["--include", module]
     return command
@@ -176,12 +188,15 @@ class LocalPool:
         return _Active(run=run, slot=slot, process=process, log=log, started=time.perf_counter())
 
     def _finish(self, active: _Active, code: int) -> str:
-        """Final state of a finished worker's run; a worker that died without a result is recorded failed."""
+        """Final state of a finished worker's run. A worker that died without a result (a signal,
+        an OOM kill, a full disk) leaves its run *interrupted*: a plain rerun resumes it."""
         active.log.close()
         run_dir = active.run.run_dir
         result = read_json(run_dir / RESULT_FILE)
         if result is not None:
             return str(result.get("status", "done"))
+        if code == EXIT_BUSY:
+            return "running elsewhere"
         if code < 0:
             how = (
                 f"worker killed by {signal.Signals(-code).name}"
@@ -190,8 +205,8 @@ class LocalPool:
             )
         else:
             how = f"worker exited with status {code}"
-        record_failure(run_dir, f"{how} before writing a result", str(run_dir / LOG_FILE))
-        return "failed"
+        record_interrupted(run_dir, f"{how} before writing a result", str(run_dir / LOG_FILE))
+        return "interrupted"
 
     def run(self, runs: Sequence[PlannedRun]) -> PoolReport:
         """Run everything; returns when every run has finished (or raises KeyboardInterrupt after stopping)."""

@@ -32,7 +32,7 @@ import submitit
 from benchmarks.artifacts import read_json
 from memories.configuration import ConfigError, from_mapping, require
 from runners.dispatch import PlannedRun
-from runners.results import RESULT_FILE, STATUS_FILE, now, write_status
+from runners.results import RESULT_FILE, STATUS_FILE, now, run_lock, write_status
 from runners.suite import RunSpec
 
 LOG_DIR = "_slurm_logs"
@@ -259,9 +259,18 @@ class SlurmRun(submitit.helpers.Checkpointable):
         existing = read_json(run_dir / RESULT_FILE)
         if existing is not None:  # finished by an earlier attempt: never run twice
             return {"run_id": self.spec.run_id, "status": existing.get("status"), "skipped": True}
-        _record_job(run_dir)
+        from runners.results import RunBusyError
+
+        try:
+            with run_lock(run_dir):  # another job or process running it now: leave it alone
+                _record_job(run_dir)
+        except RunBusyError:
+            return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
         _limit_threads()
-        result = execute_run(self.spec, run_dir, progress=False)
+        try:
+            result = execute_run(self.spec, run_dir, progress=False)
+        except RunBusyError:
+            return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
         return {"run_id": self.spec.run_id, "status": result["status"], "error": result.get("error")}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:

@@ -4,7 +4,9 @@ The run directories are the truth: ``result.json`` if present, else ``status.jso
 is only a hint, asked once per call and never per run: ``squeue`` tells whether a SLURM job that a
 run recorded is still queued or running, and ``sacct`` (often disabled) why it ended. A run whose
 files say pending/running but whose process or job is gone is *lost*: shown as failed here, and
-recorded as failed by ``memorybench run`` (so a rerun retries it only with ``--retry-failed``).
+recorded as *interrupted* by ``memorybench run``, which resumes it (only a run that raised is
+failed and needs ``--retry-failed``). A run with a damaged ``result.json`` or ``status.json`` is
+*damaged*, its reason naming the file.
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.artifacts import read_json
-from runners.results import RESULT_FILE, STATUS_FILE, run_directories
+from runners.results import (
+    RESULT_FILE,
+    STATES,
+    STATUS_FILE,
+    lock_held,
+    result_record,
+    run_directories,
+    status_record,
+)
 
 if TYPE_CHECKING:
     from runners.dispatch import PlannedRun
 
-COUNTED = ("pending", "running", "done", "failed", "not_applicable")
+COUNTED = STATES
 # squeue states of a job that still holds or waits for resources (everything else has ended).
 SLURM_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING"}
 SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "STOPPED", "RESV_DEL_HOLD"}
@@ -121,8 +130,9 @@ def _process_alive(pid: int) -> bool:
 
 # ---------------------------------------------------------------------------- probing
 def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
-    result = read_json(run_dir / RESULT_FILE)
-    status = read_json(run_dir / STATUS_FILE) or {}
+    result, result_problem = result_record(run_dir)
+    status, status_problem = status_record(run_dir)
+    status = status or {}
     view = RunView(
         run_dir=run_dir,
         state=str(status.get("state", "pending")),
@@ -136,6 +146,10 @@ def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
         view.reason = str(result.get("error") or result.get("reason") or "")
         view.attempts = int(result.get("attempts", view.attempts) or 0)
         view.log = result.get("log") or view.log
+    problem = result_problem or (status_problem if result is None else "")
+    if problem:  # the same verdict as the report's (both read through runners.results)
+        view.state, view.reason = "damaged", problem
+        return view, {}
     return view, status
 
 
@@ -163,7 +177,8 @@ def probe(run_dirs: Iterable[Path]) -> list[RunView]:
             else:
                 gone.append((view, state))
         elif view.state == "running" and status.get("host") == host and isinstance(status.get("pid"), int):
-            if _process_alive(status["pid"]):
+            held = lock_held(view.run_dir)  # the run's lock is the truth; the pid only for older runs
+            if held or (held is None and _process_alive(status["pid"])):
                 view.alive = True
             else:
                 _mark_lost(view, f"process {status['pid']} on {host} ended without a result")
@@ -184,17 +199,17 @@ def _mark_lost(view: RunView, reason: str) -> None:
     if (view.run_dir / RESULT_FILE).is_file():  # finished while we looked
         view.state, view.reason = _recorded(view.run_dir)[0].state, ""
         return
-    view.state, view.reason, view.lost = "failed", reason, True
+    view.state, view.reason, view.lost = "interrupted", f"{reason}; a plain rerun resumes it", True
 
 
 def record_lost(views: Iterable[RunView]) -> int:
-    """Write a failed result for every lost run (see :func:`runners.execute.record_failure`)."""
-    from runners.execute import record_failure
+    """Record every lost run as interrupted (see :func:`runners.execute.record_interrupted`)."""
+    from runners.execute import record_interrupted
 
     recorded = 0
     for view in views:
         if view.lost:
-            record_failure(view.run_dir, view.reason, view.log)
+            record_interrupted(view.run_dir, view.reason.removesuffix("; a plain rerun resumes it"), view.log)
             view.lost = False
             recorded += 1
     return recorded
@@ -202,8 +217,9 @@ def record_lost(views: Iterable[RunView]) -> int:
 
 def settle(planned: Sequence[PlannedRun], retry_failed: bool = False, record: bool = True) -> list[PlannedRun]:
     """Before dispatch: runs still queued or running elsewhere become ``active`` (never started
-    twice); runs whose process or job died without a result count as failed — recorded as such
-    unless ``record`` is False (``--dry-run``) — and are skipped, or retried with ``retry_failed``."""
+    twice); runs whose process or job died without a result are *interrupted* — recorded as such
+    unless ``record`` is False (``--dry-run``) — and resumed (no ``--retry-failed`` needed: only
+    runs that raised are failed)."""
     from runners.dispatch import classify
 
     candidates = [run.run_dir for run in planned if run.will_run and (run.run_dir / STATUS_FILE).is_file()]
@@ -217,8 +233,6 @@ def settle(planned: Sequence[PlannedRun], retry_failed: bool = False, record: bo
             settled.append(run)
         elif view.alive:
             settled.append(replace(run, action="active"))
-        elif view.lost:
-            settled.append(replace(run, action="retry" if retry_failed else "skip_failed"))
         else:
             settled.append(replace(run, action=classify(run.spec, run.run_dir, retry_failed)))
     return settled

@@ -1,7 +1,8 @@
 """Suite files: YAML → validated :class:`Suite` → frozen :class:`RunSpec`\\ s.
 
-A suite is a grid of memories × datasets × benchmarks × seeds. Everything is validated here,
-before any work starts: unknown names and keys, wrong types, impossible values, missing data
+A suite is a grid of memories × datasets × benchmarks × seeds. Everything is validated here (and
+in :mod:`runners.checks`), before any work starts: the file itself (UTF-8, no duplicate keys, no
+YAML aliases), unknown names and keys, wrong types, impossible values, missing or damaged data
 files and episode lengths larger than a split all fail with a one-line :class:`ConfigError`.
 
 Each RunSpec's stable hash (of its resolved configuration; no code version, no paths) names its
@@ -24,10 +25,10 @@ import benchmarks.datasets as datasets
 import memories
 from benchmarks.base import BENCHMARKS
 from benchmarks.datasets import DataMissingError
-from benchmarks.episodes import EpisodeLengthError, check_episode_length
 from benchmarks.trainer import TrainConfig
 from memories.configuration import ConfigError, as_dict, from_mapping
 from memories.registry import RegistryError, suggest
+from runners.checks import check_benchmarks_fit, check_datasets, check_path_name, check_resources
 
 SUITE_KEYS = (
     "name",
@@ -101,18 +102,62 @@ class Suite:
     resources: dict[str, Any] = field(default_factory=dict)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses aliases (no alias bomb can expand) and duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "anchors and aliases (&name, *name) are not allowed in suite files", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a mapping key must be a plain value, got {key!r}", key_node.start_mark
+                ) from None
+            if key in seen:
+                first = seen[key].line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first defined on line {first})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML ``text`` parsed strictly (see :class:`_StrictLoader`); one-line :class:`ConfigError` otherwise."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """A suite file as a mapping; one-line errors for a missing file or invalid YAML."""
+    """A suite file as a mapping; one-line errors for a missing or unreadable file, invalid YAML,
+    a file that is not UTF-8, aliases and duplicate keys."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such suite file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the suite file ({error.strerror or error})") from None
+    raw = parse_yaml(text, str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -130,10 +175,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         keys = dotted.strip().split(".")
         if not all(keys):
             raise ConfigError(f"--set {override!r}: empty key")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
+        value = parse_yaml(text, f"--set {override!r}: value")
         target = raw
         for key in keys[:-1]:
             child = target.get(key)
@@ -146,22 +188,43 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+MAX_SEED = 2**63 - 2  # torch seeds are 64-bit; the trainer also uses seed + 1
+
+
+def _optional_string(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _entries(raw: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
     """``memories:``/``datasets:``/``benchmarks:`` as a mapping label -> settings (lists allowed)."""
     value = raw.get(key)
     if value is None or value == [] or value == {}:
         raise ConfigError(f"{key}: the suite names no {key}")
     if isinstance(value, list):
-        value = {str(item): {} for item in value}
+        names = value
+        if not all(isinstance(item, str) for item in names):
+            odd = next(item for item in names if not isinstance(item, str))
+            raise ConfigError(f"{key}: a list of {key} must hold names, got {odd!r}")
+        if len(set(names)) != len(names):
+            twice = next(item for item in names if names.count(item) > 1)
+            raise ConfigError(f"{key}: {twice!r} is listed twice")
+        value = {item: {} for item in names}
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: expected a mapping or a list of names, got {value!r}")
+        raise ConfigError(f"{key}: expected a mapping or a list of names, got {type(value).__name__} {value!r}")
     entries = {}
     for label, settings in value.items():
+        if not isinstance(label, str):
+            raise ConfigError(f"{key}: expected names as keys, got {label!r}")
         if settings is None:
             settings = {}
         if not isinstance(settings, dict):
             raise ConfigError(f"{key}.{label}: expected a mapping of settings, got {settings!r}")
-        entries[str(label)] = dict(settings)
+        entries[label] = dict(settings)
     return entries
 
 
@@ -175,6 +238,12 @@ def _seeds(raw: dict[str, Any]) -> list[int]:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         raise ConfigError(f"seeds: expected a list of integers, got {seeds!r}")
+    out_of_range = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if out_of_range:
+        raise ConfigError(f"seeds: {out_of_range[0]} is not in 0..{MAX_SEED}")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for s in seeds if seeds.count(s) > 1)
+        raise ConfigError(f"seeds: seed {twice} is listed twice (it would run the same runs twice)")
     return seeds
 
 
@@ -195,12 +264,14 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
     unknown = [key for key in raw if key not in SUITE_KEYS]
     if unknown:
         raise ConfigError(
-            f"unknown suite key {unknown[0]!r}{suggest(unknown[0], list(SUITE_KEYS))}; valid keys: {', '.join(SUITE_KEYS)}"
+            f"unknown suite key {unknown[0]!r}{suggest(str(unknown[0]), list(SUITE_KEYS))}; valid keys: {', '.join(SUITE_KEYS)}"
         )
-    name = raw.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"name: expected a plain suite name, got {name!r}")
-    data_root = data_root or raw.get("data_root")
+    name = check_path_name(raw.get("name"), "name", "suite name")
+    suite_root = _optional_string(raw, "data_root")
+    data_root = data_root or suite_root or None
+    description = _optional_string(raw, "description")
+    note = _optional_string(raw, "note")
+    resources = check_resources(raw.get("resources"))
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"defaults: expected a mapping of model settings, got {defaults!r}")
@@ -210,6 +281,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
         known_keys = set()
         model_configs = {}
         for label, settings in model_entries.items():
+            check_path_name(label, f"memories.{label}", "memory label")
             model_name, config = _model_settings(label, settings, defaults)
             model_configs[label] = (model_name, config)
             known_keys |= set(config)
@@ -220,23 +292,19 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
         for label, settings in _entries(raw, "datasets").items():
             dataset_objects[label] = datasets.create(label, data_root, **settings)
         benchmark_configs = {}
+        benchmark_objects = {}
         for label, settings in _entries(raw, "benchmarks").items():
             cls = BENCHMARKS.get(label)
-            benchmark_configs[label] = as_dict(from_mapping(cls.config_class, settings, f"benchmarks.{label}"))
+            benchmark_objects[label] = from_mapping(cls.config_class, settings, f"benchmarks.{label}")
+            benchmark_configs[label] = as_dict(benchmark_objects[label])
         seeds = _seeds(raw)
+        trains = any(BENCHMARKS.get(label).needs_training for label in benchmark_configs)
+        check_benchmarks_fit(benchmark_objects, dataset_objects)
     except RegistryError as error:
         raise ConfigError(str(error)) from None
 
     if check_data:
-        for label, dataset in dataset_objects.items():
-            dataset.check_available()
-            for model_label, (_, config) in model_configs.items():
-                for split in ("train", "test"):
-                    size = len(dataset.split(split))
-                    try:
-                        check_episode_length(size, config["episode_length"], f"memories.{model_label}")
-                    except EpisodeLengthError as error:
-                        raise ConfigError(f"{error} of dataset {label!r}") from None
+        check_datasets(dataset_objects, model_configs, trains)
 
     runs = []
     for dataset_label, dataset in dataset_objects.items():
@@ -258,15 +326,9 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
                             data_root=str(data_root) if data_root else None,
                         )
                     )
-    resources = raw.get("resources") or {}
-    if not isinstance(resources, dict):
-        raise ConfigError(f"resources: expected a mapping, got {resources!r}")
-    note = raw.get("note") or ""
-    if not isinstance(note, str):
-        raise ConfigError(f"note: expected a string, got {note!r}")
     return Suite(
         name=name,
-        description=str(raw.get("description", "")),
+        description=description,
         runs=tuple(runs),
         resources=resources,
         note=" ".join(note.split()),

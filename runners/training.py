@@ -27,6 +27,8 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +38,9 @@ import torch
 
 from benchmarks.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
 from benchmarks.datasets import ImageDataset
-from benchmarks.trainer import CHECKPOINT, CURVE, TrainConfig, train
+from benchmarks.trainer import CURVE, TrainConfig, checkpoint_files, describe_load_error, load_checkpoint, train, warn
 from memories.protocol import MemoryModel
-from runners.results import now
+from runners.results import is_storage_error, now
 from runners.suite import RunSpec
 
 TRAINING_DIR = "_training"
@@ -121,7 +123,7 @@ def evaluation_spec(
 
 
 def has_checkpoint(directory: Path) -> bool:
-    return (directory / CHECKPOINT).is_file()
+    return bool(checkpoint_files(directory))
 
 
 @contextlib.contextmanager
@@ -184,9 +186,7 @@ def obtain_trained_model(
                 f"blocked: training run {identifier} failed: {state.get('error')} (re-run with --retry-failed)"
             )
         snapshot = snapshot_path(directory, config.steps)
-        if snapshot.is_file():
-            model.load_state_dict(torch.load(snapshot, map_location=device, weights_only=True)["model"])
-            model.to(device)
+        if snapshot.is_file() and _load_snapshot(snapshot, model, device):
             outcome_start, time_s, curve = config.steps, 0.0, _saved_curve(directory, device)
         else:
             reached = _checkpoint_step(directory, device)
@@ -208,6 +208,10 @@ def obtain_trained_model(
                     progress=progress,
                 )
             except Exception as error:
+                if is_storage_error(error):  # a full disk is not the training's fault: resumable
+                    with contextlib.suppress(OSError):
+                        _record(directory, spec, "pending")
+                    raise
                 _record(directory, spec, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
                 raise
             except BaseException:  # interrupted: resumable, not failed
@@ -228,18 +232,41 @@ def obtain_trained_model(
     )
 
 
+def _load_snapshot(path: Path, model: MemoryModel, device: torch.device) -> bool:
+    """Load the weights saved at one step count; a damaged snapshot is set aside with a warning
+    (False: the weights are rebuilt from the checkpoints, retraining if need be)."""
+    initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    try:
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: the error, if any, says enough
+            warnings.simplefilter("ignore")
+            model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    except Exception as error:
+        model.load_state_dict(initial)
+        os.replace(path, path.with_name(path.name + ".damaged"))
+        warn(f"{path}: damaged weights ({describe_load_error(error)}); rebuilding them from the checkpoints")
+        return False
+    model.to(device)
+    return True
+
+
+def _newest_checkpoint(directory: Path, device: torch.device) -> dict[str, Any] | None:
+    """The newest readable checkpoint's payload (damaged ones are handled by :func:`train`)."""
+    for path in checkpoint_files(directory):
+        try:
+            return load_checkpoint(path, device)
+        except Exception:
+            continue
+    return None
+
+
 def _checkpoint_step(directory: Path, device: torch.device) -> int:
-    path = directory / CHECKPOINT
-    if not path.is_file():
-        return 0
-    return int(torch.load(path, map_location=device, weights_only=True)["step"])
+    saved = _newest_checkpoint(directory, device)
+    return int(saved["step"]) if saved is not None else 0
 
 
 def _saved_curve(directory: Path, device: torch.device) -> list[dict[str, float]]:
-    path = directory / CHECKPOINT
-    if not path.is_file():
-        return []
-    return list(torch.load(path, map_location=device, weights_only=True).get("curve", []))
+    saved = _newest_checkpoint(directory, device)
+    return list(saved.get("curve", [])) if saved is not None else []
 
 
 def _record(directory: Path, spec: RunSpec, state: str, **fields: Any) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130
+EXIT_BUSY = 75  # another process holds the run's lock: it is running this run (nothing was done)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.artifacts import read_json
     from memories.registry import import_user_module
     from runners.execute import execute_run
-    from runners.results import SPEC_FILE
+    from runners.results import SPEC_FILE, RunBusyError
     from runners.suite import RunSpec
 
     for module in args.include:
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = execute_run(spec, run_dir, progress=False)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except RunBusyError as error:
+        print(f"worker: {error}", file=sys.stderr)
+        return EXIT_BUSY
     print(f"worker: {spec.run_id} {result['status']} in {result['wall_time_s']:.1f} s", flush=True)
     return 0
 

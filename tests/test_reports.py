@@ -285,8 +285,9 @@ def test_long_format_holds_every_run_and_metric(tree: Path) -> None:
     assert states["dkm-binarized_mnist-elbo-s2-0000000030"] == "failed"
     assert states["km-binarized_mnist-elbo-s0-0000000030"] == "pending"
     assert states["vae-omniglot-retrieval-s0-0000000030"] == "not_applicable"
-    assert states["gpm-omniglot-elbo-s0-0000000030"] == "failed"
-    assert "unreadable" in results.runs.set_index("run_id").at["gpm-omniglot-elbo-s0-0000000030", "reason"]
+    assert states["gpm-omniglot-elbo-s0-0000000030"] == "damaged"
+    reason = results.runs.set_index("run_id").at["gpm-omniglot-elbo-s0-0000000030", "reason"]
+    assert "result.json: truncated or not JSON" in reason
 
 
 def test_older_configuration_is_superseded_not_averaged(tree: Path) -> None:

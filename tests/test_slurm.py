@@ -312,25 +312,26 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(tmp_path: Path) -> N
 
 
 @pytest.mark.slurm
-def test_cancelled_job_is_reported_and_recorded_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cancelled_job_is_reported_interrupted_and_a_plain_rerun_resumes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     require_slurm()
     run_dir, job_id = submit_long_run(tmp_path, "cancel", steps=int((kill_wait_s() + 5) / 0.02))
     subprocess.run(["scancel", job_id], check=True, capture_output=True)
     out = tmp_path / "results"
 
-    def reported_failed() -> dict[str, Any] | None:
+    def reported_interrupted() -> dict[str, Any] | None:
         view = next(r for r in status_json(out, capsys)["runs"] if r["run_id"] == run_dir.name)
-        return view if view["state"] == "failed" else None
+        return view if view["state"] == "interrupted" else None
 
-    view = wait_for(reported_failed, "status to report the cancelled job")
+    view = wait_for(reported_interrupted, "status to report the cancelled job")
     assert f"slurm job {job_id} ended without a result" in view["reason"] and "CANCELLED" in view["reason"]
     capsys.readouterr()
     suite = tmp_path / "cancel.yaml"
-    assert main(["--include", PLUGIN, "run", str(suite), "--out", str(out), *JOB_FLAGS]) == 1
+    assert main(["--include", PLUGIN, "run", str(suite), "--out", str(out), *JOB_FLAGS, "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "skip 0 done, 1 failed" in printed and "nothing to submit" in printed
-    result = read(run_dir / "result.json")
-    assert result["status"] == "failed" and "CANCELLED" in result["error"]  # type: ignore[index]
+    assert "resume 1" in printed or "start 1" in printed  # resumed without --retry-failed
+    assert not (run_dir / "result.json").exists()
 
 
 @pytest.mark.slurm

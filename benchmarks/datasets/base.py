@@ -35,6 +35,14 @@ class DataMissingError(FileNotFoundError):
         return str(self.args[0])
 
 
+class DataFormatError(ValueError):
+    """A data file is there but damaged or not in the expected format; ``str()`` names the file."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
     """Options every dataset accepts."""

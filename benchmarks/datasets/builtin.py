@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.datasets.base import DataMissingError, ImageDataset, ImageSplit, register_dataset
+from benchmarks.datasets.base import DataFormatError, DataMissingError, ImageDataset, ImageSplit, register_dataset
 
 DIGITS_TEST_SIZE = 300
 DIGITS_VALID_SIZE = 150
@@ -66,16 +66,57 @@ class BinarizedMNIST(ImageDataset):
 
 @functools.lru_cache(maxsize=8)
 def read_amat(path: Path) -> torch.Tensor:
-    """An .amat file (one image a line, 784 space-separated 0/1 values) -> uint8 ``[N, 1, 28, 28]``."""
-    raw = Path(path).read_bytes()
-    line_bytes = 784 * 2  # "v " × 783 + "v\n": every value a single character
-    if len(raw) % line_bytes == 0 and raw[line_bytes - 1 :: line_bytes].count(b"\n") == len(raw) // line_bytes:
-        values = np.frombuffer(raw, dtype=np.uint8)[0::2] - ord("0")
-    else:  # tolerate other whitespace layouts (slower path)
-        values = np.array(raw.split(), dtype=np.float32).round().astype(np.uint8)
-    if values.size % 784 or values.max(initial=0) > 1:
-        raise ValueError(f"{path}: not a binarized MNIST .amat file (expected rows of 784 values 0/1)")
-    return torch.from_numpy(values.reshape(-1, 1, 28, 28).copy())
+    """An .amat file (one image a line, 784 space-separated 0/1 values) -> uint8 ``[N, 1, 28, 28]``.
+
+    Raises :class:`DataFormatError` naming the file and the first bad line: a line without
+    exactly 784 values, a value other than 0 or 1, an empty file.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    line_bytes = IMAGE_PIXELS * 2  # "v " × 783 + "v\n": every value a single character
+    rows = len(raw) // line_bytes
+    if raw and len(raw) % line_bytes == 0:
+        table = np.frombuffer(raw, dtype=np.uint8).reshape(rows, line_bytes)
+        separators = table[:, 1::2]
+        if (separators[:, :-1] == ord(" ")).all() and (separators[:, -1] == ord("\n")).all():
+            values = table[:, 0::2] - ord("0")
+            if values.max(initial=0) <= 1:
+                return torch.from_numpy(values.reshape(-1, 1, 28, 28).copy())
+    return torch.from_numpy(_parse_amat_lines(path, raw).reshape(-1, 1, 28, 28))
+
+
+IMAGE_PIXELS = 784
+
+
+def _parse_amat_lines(path: Path, raw: bytes) -> np.ndarray:
+    """The strict slow path for other whitespace layouts; names the first bad line."""
+    rows = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != IMAGE_PIXELS:
+            raise DataFormatError(path, f"line {number} has {len(tokens)} values, expected {IMAGE_PIXELS}")
+        try:
+            row = np.array([float(token) for token in tokens])
+        except ValueError:
+            bad = next(t for t in tokens if not _is_number(t))
+            raise DataFormatError(path, f"line {number}: {bad[:20]!r} is not a number") from None
+        if not np.isin(row, (0.0, 1.0)).all():
+            bad_value = row[~np.isin(row, (0.0, 1.0))][0]
+            raise DataFormatError(path, f"line {number}: value {bad_value:g} is not 0 or 1 (binarized MNIST)")
+        rows.append(row.astype(np.uint8))
+    if not rows:
+        raise DataFormatError(path, "no images (empty file)")
+    return np.stack(rows)
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _register_optional_loaders() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.datasets.base import DataMissingError, DatasetConfig, ImageDataset, ImageSplit, register_dataset
+from benchmarks.datasets.base import (
+    DataFormatError,
+    DataMissingError,
+    DatasetConfig,
+    ImageDataset,
+    ImageSplit,
+    register_dataset,
+)
 from benchmarks.datasets.torchvision_sets import evaluation_split, torchvision_errors
 from memories.configuration import require
 
@@ -142,10 +150,13 @@ def read_chardata(path: Path, order: str) -> tuple[Tensor, Tensor | None, Tensor
     """Train grey images ``[N, 1, 28, 28]`` float32, labels (or None), test images, labels from ``chardata.mat``."""
     from scipy.io import loadmat
 
-    contents = loadmat(str(path))
+    try:
+        contents = loadmat(str(path))
+    except (ValueError, OSError, TypeError, EOFError, zlib.error) as error:  # scipy: truncated or not a .mat file
+        raise DataFormatError(path, f"not a readable MATLAB file ({_first_line(error)})") from None
     missing = [key for key in ("data", "testdata") if key not in contents]
     if missing:
-        raise ValueError(f"{path}: not Burda's chardata.mat (no {', '.join(missing)} key)")
+        raise DataFormatError(path, f"not Burda's chardata.mat (no {', '.join(missing)} key)")
     train, test = (columns_to_images(contents[key], order, path) for key in ("data", "testdata"))
     return (
         train,
@@ -158,7 +169,7 @@ def read_chardata(path: Path, order: str) -> tuple[Tensor, Tensor | None, Tensor
 def columns_to_images(columns: np.ndarray, order: str, path: Path) -> Tensor:
     """``[784, N]`` pixels × examples -> ``[N, 1, 28, 28]`` float32, each column reshaped in ``order``."""
     if columns.ndim != 2 or columns.shape[0] != IMAGE_SIDE * IMAGE_SIDE:
-        raise ValueError(f"{path}: expected a [784, N] pixels × examples array, got shape {columns.shape}")
+        raise DataFormatError(path, f"expected a [784, N] pixels × examples array, got shape {columns.shape}")
     # Column n is image n; order "F" fills the 28×28 image column by column (pixel (r, c) = column[r + 28 c]).
     images = columns.T.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)  # row-major: pixel (r, c) = column[28 r + c]
     if order == "F":
@@ -248,25 +259,46 @@ def read_image_sources(sources: tuple[Path, ...]) -> tuple[Tensor, list[Characte
     images: list[np.ndarray] = []
     characters: list[Character] = []
     for source in sources:
-        for (alphabet, character), png in iterate_pngs(source):
-            images.append(decode_character(png))
-            characters.append((str(source), alphabet, character))
-    if not images:
-        raise ValueError(f"no <alphabet>/<character>/*.png images in {', '.join(map(str, sources))}")
+        found = 0
+        try:
+            for (alphabet, character, name), png in iterate_pngs(source):
+                try:
+                    images.append(decode_character(png))
+                except (OSError, ValueError, SyntaxError) as error:  # Pillow: not an image, truncated
+                    raise DataFormatError(
+                        f"{source}/{name}" if source.is_dir() else f"{source}:{name}",
+                        f"not a readable PNG image ({_first_line(error)})",
+                    ) from None
+                characters.append((str(source), alphabet, character))
+                found += 1
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise DataFormatError(source, f"corrupted zip archive ({_first_line(error)})") from None
+        except OSError as error:
+            if isinstance(error, DataFormatError):
+                raise
+            raise DataFormatError(source, f"cannot be read ({_first_line(error)})") from None
+        if not found:
+            raise DataFormatError(source, "no <alphabet>/<character>/*.png images in it")
     return torch.from_numpy(np.stack(images)).unsqueeze(1), characters
 
 
-def iterate_pngs(source: Path) -> Iterator[tuple[tuple[str, str], bytes]]:
-    """``((alphabet, character), png bytes)`` for every ``<alphabet>/<character>/*.png`` of a folder or zip, sorted."""
+def iterate_pngs(source: Path) -> Iterator[tuple[tuple[str, str, str], bytes]]:
+    """``((alphabet, character, file name), png bytes)`` for every ``<alphabet>/<character>/*.png``
+    of a folder or zip, sorted (the file name relative to ``source``)."""
     if source.is_dir():
         for path in sorted(source.glob("*/*/*.png")):
-            yield (path.parts[-3], path.parts[-2]), path.read_bytes()
+            yield (path.parts[-3], path.parts[-2], path.relative_to(source).as_posix()), path.read_bytes()
         return
     with zipfile.ZipFile(source) as archive:
         names = sorted(name for name in archive.namelist() if name.endswith(".png") and name.count("/") >= 2)
         for name in names:
             alphabet, character = name.split("/")[-3:-1]
-            yield (alphabet, character), archive.read(name)
+            yield (alphabet, character, name), archive.read(name)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def decode_character(png: bytes) -> np.ndarray:

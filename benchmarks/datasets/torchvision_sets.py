@@ -23,7 +23,9 @@ import contextlib
 import functools
 import gzip
 import os
-from collections.abc import Iterator
+import pickle
+import zlib
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.datasets.base import (
+    DataFormatError,
     DataMissingError,
     DatasetConfig,
     ImageDataset,
@@ -62,12 +65,34 @@ def evaluation_split(split: str, train: ImageSplit, test: ImageSplit, valid_size
 
 
 @contextlib.contextmanager
-def torchvision_errors(dataset: str, directory: Path, expected: str) -> Iterator[None]:
-    """Turn torchvision's "not found or corrupted" ``RuntimeError`` into :class:`DataMissingError`."""
+def torchvision_errors(dataset: str, directory: Path, expected: str, files: Sequence[Path] = ()) -> Iterator[None]:
+    """Turn torchvision's "not found or corrupted" ``RuntimeError`` into :class:`DataMissingError`,
+    and a damaged file (an unreadable pickle, a truncated image) into :class:`DataFormatError`
+    naming the first of ``files`` that cannot be unpickled (else the directory)."""
     try:
         yield
+    except (DataMissingError, DataFormatError):
+        raise
     except RuntimeError as error:
+        culprit = next((path for path in files if not _unpickles(path)), None) if files else None
+        if culprit is not None and all(path.is_file() for path in files):  # there, but damaged
+            raise DataFormatError(culprit, "damaged or not in torchvision's format (it cannot be unpickled)") from None
         raise DataMissingError(dataset, directory, expected, hint=f"torchvision: {error}") from error
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError, OSError) as error:
+        culprit = next((path for path in files if not _unpickles(path)), directory)
+        text = str(error).splitlines()[0] if str(error) else ""
+        raise DataFormatError(
+            culprit, f"damaged or not in torchvision's format ({type(error).__name__}: {text})"
+        ) from None
+
+
+def _unpickles(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            pickle.load(file, encoding="latin1")
+    except Exception:
+        return False
+    return True
 
 
 def missing_files(directory: Path, names: list[str]) -> list[str]:
@@ -140,26 +165,44 @@ class IDXDataset(TorchvisionDataset):
 def read_idx_dataset(root: Path, name: str, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Train images ``[60000, 1, 28, 28]`` uint8, labels, test images, labels of torchvision set ``name``."""
     raw = root / name / "raw"
-    if download or not missing_files(raw, list(IDX_FILES)):
+    if download:
         import torchvision.datasets
 
         reader = getattr(torchvision.datasets, name)
         train, test = (reader(str(root), train=is_train, download=download) for is_train in (True, False))
         return train.data.unsqueeze(1), train.targets, test.data.unsqueeze(1), test.targets
-    arrays = [read_idx(raw / file if (raw / file).is_file() else raw / f"{file}.gz") for file in IDX_FILES]
+    paths = [raw / file if (raw / file).is_file() else raw / f"{file}.gz" for file in IDX_FILES]
+    arrays = [read_idx(path) for path in paths]
+    for images, labels, image_path, label_path in (
+        (arrays[0], arrays[1], paths[0], paths[1]),
+        (arrays[2], arrays[3], paths[2], paths[3]),
+    ):
+        if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+            raise DataFormatError(image_path, f"expected [N, 28, 28] images, got shape {list(images.shape)}")
+        if labels.dim() != 1 or len(labels) != len(images):
+            raise DataFormatError(
+                label_path, f"{list(labels.shape)} labels for {len(images)} images in {image_path.name}"
+            )
     return arrays[0].unsqueeze(1), arrays[1].long(), arrays[2].unsqueeze(1), arrays[3].long()
 
 
 def read_idx(path: Path) -> Tensor:
-    """A uint8 IDX file (plain or gzip-compressed) as a tensor of its declared shape."""
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    """A uint8 IDX file (plain or gzip-compressed) as a tensor of its declared shape.
+
+    Raises :class:`DataFormatError` naming the file when it is truncated, not gzip, or not IDX."""
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise DataFormatError(path, f"damaged gzip file ({type(error).__name__}: {error})") from None
+    if len(data) < 4:
+        raise DataFormatError(path, f"not an IDX file ({len(data)} bytes)")
     zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
+    if zero != 0 or dtype_code != 0x08 or len(data) < 4 + 4 * ndim:
+        raise DataFormatError(path, f"not an unsigned-byte IDX file (magic {data[:4].hex()})")
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if values.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: {values.size} values for declared shape {shape}")
+        raise DataFormatError(path, f"{values.size} values for declared shape {shape} (truncated?)")
     return torch.from_numpy(values.reshape(shape).copy())
 
 
@@ -210,7 +253,8 @@ class CIFARDataset(TorchvisionDataset):
     def load_split(self, split: str) -> ImageSplit:
         self.check_available()
         expected = ", ".join(self.expected_files())
-        with torchvision_errors(self.registry_name, self.directory, expected):
+        files = [self.directory / name for name in self.expected_files()]
+        with torchvision_errors(self.registry_name, self.directory, expected, files):
             arrays = read_cifar(self.root, self.torchvision_name, self.config.download)
         train_images, train_labels, test_images, test_labels = arrays
         train, test = (
@@ -323,8 +367,11 @@ def decode_face(path: Path, crop_size: int, image_size: int) -> np.ndarray[Any, 
     """One CelebA JPEG -> ``[image_size, image_size, 3]`` uint8: centre crop, then resize."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as error:  # Pillow: missing, truncated or not an image
+        raise DataFormatError(path, f"not a readable image ({type(error).__name__}: {error})") from None
     left, top = (rgb.width - crop_size) // 2, (rgb.height - crop_size) // 2
     face = rgb.crop((left, top, left + crop_size, top + crop_size))
     return np.asarray(face.resize((image_size, image_size), Image.Resampling.BILINEAR))
