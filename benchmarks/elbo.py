@@ -3,8 +3,17 @@
 Test episodes are a seeded permutation of the test split cut into chunks of T (each image
 scored once, the same episodes for every model); the memory is written from the very episode it
 scores; eval mode, no gradients, ``samples`` Monte-Carlo samples averaged. Units: nats/image for
-binary data, bits/dim for 8-bit data. Mean and standard error are over test episodes; the
-per-episode values are saved in ``elbo_episodes.csv`` for paired comparisons.
+binary data, bits/dim for 8-bit data. The per-episode values are saved in ``elbo_episodes.csv``
+for paired comparisons (episode i was scored in evaluation batch i // ``batch_episodes``).
+
+What ``<metric>_stderr`` means: the standard error of the mean over test episodes when every
+episode draws its own noise. A model whose ``neg_elbo`` draws a noise value shared by a whole
+evaluation batch (it declares ``noise_shared_across_episodes``; GPM ``code_compat``: one scalar
+weight noise for every episode) makes the episodes of a batch correlated, and an episode-level
+stderr then understates the uncertainty (batch means of such a model can differ by tens of
+nats). Its stderr is the cluster-robust standard error over evaluation batches instead, and the
+protocol says so; ``samples`` > 1 averages independent draws and shrinks that spread. A model
+that declares a ``bound_caveat`` gets ``nelbo_valid_bound: false`` and the caveat in its protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from benchmarks.base import (
     require_split,
 )
 from benchmarks.episodes import fixed_episodes
-from benchmarks.metrics import mean_and_stderr, nll_scale
+from benchmarks.metrics import clustered_stderr, mean_and_stderr, nll_scale
 from memories.configuration import require
 
 EPISODES_FILE = "elbo_episodes.csv"
@@ -57,7 +66,8 @@ class ELBOBenchmark(Benchmark):
         split = context.dataset.split(config.split)
         episodes = fixed_episodes(split, model.config.episode_length, config.episode_seed, config.max_episodes)
         per_episode: dict[str, list[torch.Tensor]] = {}
-        for chunk in episodes.split(config.batch_episodes):
+        batch_ids: list[torch.Tensor] = []
+        for batch, chunk in enumerate(episodes.split(config.batch_episodes)):
             images = split.images(chunk).to(context.device)
             sums: dict[str, torch.Tensor] = {}
             for _ in range(config.samples):
@@ -69,15 +79,18 @@ class ELBOBenchmark(Benchmark):
                     sums[name] = sums.get(name, 0.0) + value.mean(dim=1).double().cpu() / config.samples
             for name, value in sums.items():
                 per_episode.setdefault(name, []).append(value)
+            batch_ids.append(torch.full((len(chunk),), batch))
 
         factor, unit = nll_scale(model)
+        shared = model.noise_shared_across_episodes
+        batches = torch.cat(batch_ids)
         outcome = BenchmarkOutcome()
         columns = {name: factor * torch.cat(chunks) for name, chunks in per_episode.items()}
         for name, values in columns.items():
             mean, stderr = mean_and_stderr(values)
             outcome.add(name, mean, unit)
             if not name.startswith("term/"):
-                outcome.add(f"{name}_stderr", stderr, unit)
+                outcome.add(f"{name}_stderr", clustered_stderr(values, batches) if shared else stderr, unit)
         rows = [
             {"episode": i, **{name: float(values[i]) for name, values in columns.items()}} for i in range(len(episodes))
         ]
@@ -96,5 +109,20 @@ class ELBOBenchmark(Benchmark):
             if model.has_memory_prior
             else "not applicable: no memory prior",
             "unit": unit,
+            "stderr": stderr_meaning(shared, config.batch_episodes, config.samples),
+            "nelbo_valid_bound": model.bound_caveat is None,
         }
+        if model.bound_caveat is not None:
+            outcome.protocol["caveat"] = model.bound_caveat
         return outcome
+
+
+def stderr_meaning(shared: bool, batch_episodes: int, samples: int) -> str:
+    """What the reported standard errors are, in words (saved in the result's protocol)."""
+    if not shared:
+        return "standard error of the mean over test episodes (each episode draws its own noise)"
+    return (
+        f"cluster-robust standard error over evaluation batches of {batch_episodes} episodes: the model "
+        f"shares one noise draw across the episodes of a batch ({samples} draw(s) averaged per batch), "
+        "so episodes are not independent (undefined, null, with a single batch)"
+    )

@@ -81,6 +81,22 @@ def mean_and_stderr(values: Tensor) -> tuple[float, float]:
     return float(flat.mean()), stderr
 
 
+def clustered_stderr(values: Tensor, clusters: Tensor) -> float:
+    """Standard error of the mean of ``values`` ``[N]`` when the values within a cluster share
+    a random draw (``clusters`` ``[N]``: a cluster id per value): the cluster-robust estimator
+    √(G/(G−1) · Σ_g (Σ_{i∈g} (x_i − x̄))²) / N over G clusters. With one value per cluster it
+    equals the usual stderr; NaN with fewer than two clusters.
+    """
+    flat, ids = values.double().flatten(), clusters.flatten()
+    groups = ids.unique()
+    n, g = flat.numel(), groups.numel()
+    if g < 2:
+        return math.nan
+    residuals = flat - flat.mean()
+    sums = torch.zeros(g, dtype=torch.float64).index_add_(0, torch.searchsorted(groups, ids), residuals)
+    return float(torch.sqrt(g / (g - 1) * sums.square().sum()) / n)
+
+
 def quantiles(values: Tensor, levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> dict[float, float]:
     """Empirical quantiles (linear interpolation) of a tensor's values."""
     flat = values.double().flatten()
@@ -91,6 +107,7 @@ def quantiles(values: Tensor, levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75
 
 
 __all__ = [
+    "clustered_stderr",
     "cosine_similarity",
     "hamming",
     "mean_and_stderr",

@@ -31,6 +31,46 @@ class Reconstruction:
         """One image per distribution ``[..., C, H, W]`` with values in [0, 1]."""
         raise NotImplementedError
 
+    def where(self, choose: Tensor, other: Reconstruction) -> Reconstruction:
+        """Per image, this distribution where ``choose`` ``[...]`` (bool) is true, else ``other``."""
+        return Selected(choose, self, other)
+
+
+class Selected(Reconstruction):
+    """Per image, ``first`` where ``choose`` ``[...]`` is true, else ``second`` (any two kinds)."""
+
+    def __init__(self, choose: Tensor, first: Reconstruction, second: Reconstruction):
+        self.choose, self.first, self.second = choose, first, second
+
+    @property
+    def mean(self) -> Tensor:
+        return torch.where(self.choose[..., None, None, None], self.first.mean, self.second.mean)
+
+    def log_prob(self, images: Tensor) -> Tensor:
+        return torch.where(self.choose, self.first.log_prob(images), self.second.log_prob(images))
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        first, second = self.first.sample(generator), self.second.sample(generator)
+        return torch.where(self.choose[..., None, None, None], first, second)
+
+
+class PointMass(Reconstruction):
+    """All mass on ``images`` ``[..., C, H, W]``: iterative reading's stand-in for a query it kept."""
+
+    def __init__(self, images: Tensor):
+        self.images = images
+
+    @property
+    def mean(self) -> Tensor:
+        return self.images
+
+    def log_prob(self, images: Tensor) -> Tensor:
+        equal = (images == self.images).flatten(-3).all(-1)
+        return torch.where(equal, 0.0, -math.inf).to(self.images.dtype)
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        return self.images
+
 
 class BernoulliReconstruction(Reconstruction):
     """Independent Bernoulli pixels parameterised by logits ``[..., C, H, W]``."""

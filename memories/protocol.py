@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from memories.configuration import require
-from memories.likelihoods import LIKELIHOODS, Bernoulli, Reconstruction
-from memories.networks import NetworkConfig, apply_to_items, build_decoder, build_encoder
+from memories.likelihoods import LIKELIHOODS, Bernoulli, PointMass, Reconstruction
+from memories.networks import NETWORKS, NetworkConfig, apply_to_items, build_decoder, build_encoder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,14 +26,15 @@ class ModelConfig:
 
     code_size: int = 100  # C: size of an item code (a row of the memory)
     episode_length: int = 32  # T: items written into one memory
-    network: str = "conv"  # shared encoder/decoder: "conv" (Appendix C) or "mlp"
+    network: str = "conv"  # shared encoder/decoder, one of NETWORKS: "conv" (Appendix C), "mlp", "reference"
+    # (the public GPM code's layout) or "reference_groupnorm" (that layout with GroupNorm)
     channels: int = 16  # conv filters per stage (16 binarized, e.g. 256 RGB)
     hidden_size: int = 400  # MLP hidden width
 
     def validate(self) -> None:
         require(self.code_size > 0, "code_size", f"must be positive, got {self.code_size}")
         require(self.episode_length > 0, "episode_length", f"must be positive, got {self.episode_length}")
-        require(self.network in ("conv", "mlp"), "network", f"{self.network!r} is not one of 'conv', 'mlp'")
+        require(self.network in NETWORKS, "network", f"{self.network!r} is not one of {', '.join(map(repr, NETWORKS))}")
         require(self.channels > 0, "channels", f"must be positive, got {self.channels}")
         require(self.hidden_size > 0, "hidden_size", f"must be positive, got {self.hidden_size}")
 
@@ -71,6 +73,9 @@ class LatentMemory(Protocol):
 
     def read(self, codes: Tensor, state: Any, sample: bool = True) -> Tensor:
         """Query codes ``[B, Tq, C]`` -> read-out codes ``[B, Tq, C]``; ``sample=False`` reads the mean."""
+
+
+ACCEPT_RULES = ("always", "energy")  # iterative_read: feed every output back, or only energy-lowering ones
 
 
 class MemoryModel(nn.Module):
@@ -143,39 +148,76 @@ class MemoryModel(nn.Module):
         raise NotImplementedError
 
     def iterative_read(
-        self, queries: Tensor, state: Any, steps: int, threshold: float | None = 0.5
+        self,
+        queries: Tensor,
+        state: Any,
+        steps: int,
+        threshold: float | None = 0.5,
+        accept: str = "always",
     ) -> list[Reconstruction]:
         """Attractor dynamics: read, feed the output back as the next query, ``steps`` times.
 
         Queries ``[B, Tq, C, H, W]``; returns one reconstruction per step. For binary data the
         fed-back image is the decoder mean binarized at ``threshold`` (``None``: the mean itself).
         The memory state is never updated while reading (MODELS.md A.6).
+
+        ``accept`` (one of :data:`ACCEPT_RULES`): ``"always"`` feeds every output back (the
+        papers' loop); ``"energy"`` moves a query to its new output only when that lowers the
+        model's :meth:`energy`, otherwise the query stays where it is (its step "reconstruction"
+        is then the previous one, or a :class:`PointMass` on the query itself at the first step).
+        Reading is then a descent on the energy, as GPM §2.4 argues ideal reading is: a stored
+        item the model already holds stays put instead of drifting away (docs/models/gpm.md).
         """
+        require(accept in ACCEPT_RULES, "accept", f"{accept!r} is not one of {', '.join(ACCEPT_RULES)}")
         trajectory: list[Reconstruction] = []
         current = queries
+        kept: Reconstruction = PointMass(queries)
+        current_energy = self.energy(queries, state) if accept == "energy" else None
         for _ in range(steps):
             reconstruction = self.read(current, state)
+            proposal = self.fed_back(reconstruction, threshold)
+            if current_energy is not None:
+                energy = self.energy(proposal, state)
+                lower = energy < current_energy
+                reconstruction = reconstruction.where(lower, kept)
+                proposal = torch.where(lower[..., None, None, None], proposal, current)
+                current_energy = torch.where(lower, energy, current_energy)
             trajectory.append(reconstruction)
-            current = reconstruction.mean
-            if threshold is not None and self.binary_data:
-                current = binarize(current, threshold)
+            current, kept = proposal, reconstruction
         return trajectory
 
-    def refine_samples(self, images: Tensor, state: Any, steps: int, threshold: float = 0.5) -> Tensor:
+    def fed_back(self, reconstruction: Reconstruction, threshold: float | None = 0.5) -> Tensor:
+        """The image ``[..., C, H, W]`` iterative reading feeds back: the decoder mean, binarized
+        at ``threshold`` for binary data."""
+        mean = reconstruction.mean
+        return binarize(mean, threshold) if threshold is not None and self.binary_data else mean
+
+    def refine_samples(
+        self, images: Tensor, state: Any, steps: int, threshold: float = 0.5, accept: str = "always"
+    ) -> Tensor:
         """Binarize (binary data) and run ``steps`` iterative reads on generated images
         ``[B, n, C, H, W]``; returns the final images, same shape."""
         if self.binary_data:
             images = binarize(images, threshold)
-        trajectory = self.iterative_read(images, state, steps, threshold)
-        if trajectory:
-            images = trajectory[-1].mean
-            if self.binary_data:
-                images = binarize(images, threshold)
-        return images
+        trajectory = self.iterative_read(images, state, steps, threshold, accept)
+        return self.fed_back(trajectory[-1], threshold) if trajectory else images
 
     def energy(self, queries: Tensor, state: Any) -> Tensor:
         """The model's attractor energy ``[B, Tq]`` at ``queries`` (see ``energy_definition``)."""
         return -self.read(queries, state).log_prob(queries)
+
+    # ----- what the numbers mean (read by the ELBO benchmark, written into results) ----
+    @property
+    def noise_shared_across_episodes(self) -> bool:
+        """True when one call of ``neg_elbo`` draws a noise value that every episode of the batch
+        shares, so the episodes' numbers are not independent: standard errors must then be
+        computed over evaluation batches, not episodes."""
+        return False
+
+    @property
+    def bound_caveat(self) -> str | None:
+        """Why ``neg_elbo`` is not a valid Monte-Carlo estimate of the bound it names (None: it is)."""
+        return None
 
 
 class CodeMemoryModel(MemoryModel):
@@ -227,6 +269,7 @@ def check_episode(episode: Tensor, model: MemoryModel) -> None:
 
 
 __all__ = [
+    "ACCEPT_RULES",
     "CodeMemoryModel",
     "LatentMemory",
     "LossTerms",

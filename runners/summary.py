@@ -34,7 +34,8 @@ def summary_table(run_dirs: Iterable[Path]) -> pd.DataFrame:
                 continue
             unit = units.get(name)
             row[f"{name} [{unit}]" if unit else name] = value
-        row["note"] = result.get("error") or result.get("reason") or ""
+        caveat = (result.get("protocol") or {}).get("caveat")  # e.g. "not a valid bound" (GPM code_compat)
+        row["note"] = result.get("error") or result.get("reason") or caveat or ""
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:

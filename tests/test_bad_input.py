@@ -522,20 +522,15 @@ def test_every_case_count() -> None:
 
 
 def test_benchmark_settings_are_checked_against_the_images() -> None:
-    """The hook a benchmark config uses for settings that depend on the images (e.g. a block
-    corruption larger than the image): ``check_image_shape`` returns the problem or None."""
+    """Settings that depend on the images (a denoising block larger than the image) are refused
+    before running, through the config's ``check_image_shape`` hook."""
     import benchmarks.datasets as datasets
+    from benchmarks.denoising import DenoisingConfig
     from memories.configuration import ConfigError
     from runners.checks import check_benchmarks_fit
 
-    class BlockConfig:
-        block = (6, 40)
-
-        def check_image_shape(self, image_shape: tuple[int, ...]) -> str | None:
-            too_big = [b for b in self.block if b > min(image_shape[1:])]
-            return f"block {too_big[0]} is larger than the {image_shape[-1]}-pixel image" if too_big else None
-
     digits = {"digits": datasets.create("digits")}
     with pytest.raises(ConfigError, match=r"benchmarks.denoising: block 40 is larger .* \(dataset 'digits'\)"):
-        check_benchmarks_fit({"denoising": BlockConfig()}, digits)
+        check_benchmarks_fit({"denoising": DenoisingConfig(block=(6, 40))}, digits)
+    check_benchmarks_fit({"denoising": DenoisingConfig(block=(6, 28))}, digits)
     check_benchmarks_fit({"elbo": object()}, digits)  # configs without the hook pass

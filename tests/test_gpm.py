@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 
@@ -121,3 +126,44 @@ def test_nelbo_cond_adds_reconstruction_and_weight_kl_and_excludes_the_autoencod
 def test_impossible_configs_are_refused(key: str, value: object) -> None:
     with pytest.raises(memories.ConfigError, match=key):
         memories.create("gpm", **{key: value})
+
+
+# ----------------------------------------------------------------------------- defaults (issue 9)
+GPM_DOC = Path(__file__).resolve().parents[1] / "docs" / "models" / "gpm.md"
+
+
+def documented_defaults() -> dict[str, tuple[str, str, str]]:
+    """The defaults table of docs/models/gpm.md: setting -> (paper mode, strict paper, code_compat)."""
+    rows = {}
+    for line in GPM_DOC.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\|\s*`(\w+)`[^|]*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
+        if match:
+            rows[match.group(1)] = (match.group(2), match.group(3), match.group(4))
+    return rows
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    rows = documented_defaults()
+    paper, compat = GPMConfig(), GPMConfig(mode="code_compat")
+    assert float(rows["read_weight_std"][0]) == paper.initial_read_weight_std == 0.3
+    assert float(rows["read_weight_std"][2]) == compat.initial_read_weight_std == 1.0
+    assert float(rows["pseudo_inverse_alpha"][0]) == paper.alpha == 1e-3
+    assert float(rows["pseudo_inverse_alpha"][2]) == compat.alpha == 5e-4
+    assert float(rows["write_noise_std"][0]) == paper.write_noise_std
+    assert int(rows["pseudo_inverse_steps"][0]) == paper.pseudo_inverse_steps
+
+
+def test_the_strict_paper_values_stay_selectable() -> None:
+    rows = documented_defaults()
+    strict = GPMConfig(read_weight_std=float(rows["read_weight_std"][1]))
+    assert strict.initial_read_weight_std == 1.0 and strict.alpha == float(rows["pseudo_inverse_alpha"][1]) == 1e-3
+    assert float(PseudoInverseMemory(strict).log_var_w.detach()) == 0.0  # ln σ_W² = 0, as in the public code
+    default = latent_memory()
+    assert math.isclose(float(torch.exp(0.5 * default.log_var_w.detach())), 0.3, rel_tol=1e-6)  # a float32 parameter
+
+
+def test_code_compat_declares_its_shared_noise_and_that_its_number_is_no_bound() -> None:
+    tiny: dict[str, Any] = {"code_size": 8, "memory_size": 4, "episode_length": 4, "network": "mlp", "hidden_size": 16}
+    paper, compat = memories.create("gpm", **tiny), memories.create("gpm", mode="code_compat", **tiny)
+    assert not paper.noise_shared_across_episodes and paper.bound_caveat is None
+    assert compat.noise_shared_across_episodes and "not a valid bound" in str(compat.bound_caveat)
