@@ -1,32 +1,33 @@
-"""Timing stand-in for the public GPM reference code (MODELS.md §6.3b, §6.8, §11.1).
+"""A trainable re-creation of the public GPM code (MODELS.md §6.3, §6.3b, §6.8, §11.1).
 
-This is NOT a model of the suite and must never be benchmarked for quality: it exists only so
-``benchmarks/throughput.py --compare-reference`` can time the public implementation's training
-step beside ours in the same process, making the speed-up independent of the machine's mood.
-It is our own re-creation from the description in MODELS.md, written to cost what the public
-code costs, including its inefficiencies:
+Our own re-creation from the description of the public code (no code of it is reproduced). It is
+the anchor of ``python -m benchmarks.gpm_parity``, which trains it beside the suite's ``gpm`` in
+``code_compat`` mode on the same episodes, and ``python -m benchmarks.throughput
+--compare-reference`` times its training step beside ours. It is not a registered model: the
+suite never evaluates it. What it re-creates:
 
-- networks (official ``cnn_resnet.py`` layout): encoder 3 × [conv 4×4 stride 2 pad 2 (16 ch) +
-  basic residual block (3×3 conv + BatchNorm, ReLU, 3×3 conv + BatchNorm, identity shortcut)]
-  → flatten (16·5·5 = 400) → linear → C; decoder 4 × [transposed conv (kernels 4, 4, 3, 4;
-  1×1 → 4 → 8 → 15 → 28) + basic residual block], the last block at 1 channel, sigmoid output
-  (the decoder blocks' 3×3 convolutions are plain convolutions in the public code too);
+- networks (official ``cnn_resnet.py`` layout, shared as ``network: reference`` in
+  :mod:`memories.networks`): encoder 3 × [conv 4×4 stride 2 pad 2 (16 ch) + basic residual block
+  (3×3 conv + BatchNorm, ReLU, 3×3 conv + BatchNorm, identity shortcut)] → flatten (16·5·5 = 400)
+  → linear → C; decoder 4 × [transposed conv (kernels 4, 4, 3, 4; 1×1 → 4 → 8 → 15 → 28) + basic
+  residual block], the last block at 1 channel, sigmoid output; PyTorch's default initialisation;
 - the code's ``[T, B, ·]`` layout: images ``[B·T, 784]`` where episode b is rows b, B+b, 2B+b, …;
-- the prior memory and a diagonal prior covariance are materialised per episode (``cat`` of B
-  copies), so the pseudo-inverse of M0 is computed B times;
+- the prior memory M0 ~ N(0, 1) and a diagonal prior covariance materialised per episode (``cat``
+  of B copies), ln σ_W² = 0 at the start;
 - four independent N(0, 0.5²) noises, α = 5·10⁻⁴ (the Python ``min`` clamp) for both
-  Ben-Israel–Cohen calls, 7 steps, one scalar W noise shared by every entry;
+  Ben-Israel–Cohen calls, 7 steps, one scalar W noise shared by every entry of the batch;
 - loss = Bernoulli NLL via ``log(p + 1e-12)`` of sigmoid outputs + KL_w + auto-encoder term;
   KL(M) (no ½, diagonal log-det) computed every step and logged, not in the loss;
 - the unused BiLSTM "ordering" module and the unused α parameters are registered and handed to
   the optimiser; Adam lr 3·10⁻⁴, weight decay 10⁻⁴ (L2), grad-norm clip 10; the four loss
-  terms are read back with ``.item()`` every step as the training loop does.
+  terms are read back with ``.item()`` every step as the training loop does;
+- :func:`public_test_loss`: the public test loop (BatchNorm in training mode, every noise on,
+  reconstruction + KL_w averaged over full batches), or the same in eval mode.
 
-Left out, which makes the reference *faster* than the real thing, so any speed-up measured
-against it is conservative: ``torch.autograd.set_detect_anomaly(True)`` (the real loop enables
-it every step; anomaly mode records a traceback per autograd node and checks every gradient for
-NaN), the per-image ``transforms.Normalize`` data pipeline, and the hard-coded ``.cuda()`` calls
-(this runs on whatever device its inputs are on).
+Left out, none of which changes what is learned: ``torch.autograd.set_detect_anomaly(True)``
+(the real loop enables it every step, a large slowdown, so speed-ups measured against this are
+conservative), the per-image ``transforms.Normalize`` data pipeline (data arrive binarized), and
+the hard-coded ``.cuda()`` calls (this runs on whatever device its inputs are on).
 """
 
 from __future__ import annotations
@@ -34,61 +35,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from memories.networks import NetworkConfig, ReferenceDecoder, ReferenceEncoder
+
 NOISE_STD = 0.5  # σ_ξ of all four noises
 ALPHA_CLAMP = 5e-4  # min(exp(p), 5e-4): the effective α of every Ben-Israel–Cohen call
+IMAGE_SHAPE = (1, 28, 28)
 PRIOR_VAR_EPSILON = 1e-6  # added to the prior memory variance
 LOG_EPSILON = 1e-12  # log(p + 1e-12) in the Bernoulli NLL
-
-
-class BasicResidualBlock(nn.Module):
-    """3×3 conv + BN, ReLU, 3×3 conv + BN, plus the identity: ``[N, C, H, W] -> same``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + x
-
-
-class ReferenceEncoder(nn.Module):
-    """Images ``[N, 1, 28, 28]`` -> codes ``[N, code_size]`` (spatial 28 → 15 → 8 → 5)."""
-
-    def __init__(self, code_size: int, channels: int = 16):
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_channels = 1
-        for _ in range(3):
-            layers += [nn.Conv2d(in_channels, channels, 4, stride=2, padding=2), BasicResidualBlock(channels)]
-            in_channels = channels
-        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * 5 * 5, code_size))
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.body(images)
-
-
-class ReferenceDecoder(nn.Module):
-    """Codes ``[N, code_size]`` -> pixel probabilities ``[N, 1, 28, 28]`` (1 → 4 → 8 → 15 → 28)."""
-
-    # (kernel, padding) of each stride-2 transposed conv
-    STAGES = ((4, 0), (4, 1), (3, 1), (4, 2))
-
-    def __init__(self, code_size: int, channels: int = 16):
-        super().__init__()
-        widths = [code_size, channels, channels, channels, 1]
-        layers: list[nn.Module] = []
-        for (kernel, padding), c_in, c_out in zip(self.STAGES, widths[:-1], widths[1:], strict=True):
-            layers += [nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=padding), BasicResidualBlock(c_out)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, codes: Tensor) -> Tensor:
-        return torch.sigmoid(self.body(codes[:, :, None, None]))
 
 
 def bic_pseudo_inverse(matrix: Tensor, alpha: float, steps: int) -> Tensor:
@@ -178,9 +131,14 @@ class ReferenceGPM(nn.Module):
     def __init__(self, memory_size: int = 32, code_size: int = 100, channels: int = 16, steps: int = 7):
         super().__init__()
         self.code_size = code_size
-        self.encoder = ReferenceEncoder(code_size, channels)
-        self.decoder = ReferenceDecoder(code_size, channels)
+        networks = NetworkConfig(kind="reference", channels=channels)
+        self.encoder = ReferenceEncoder(IMAGE_SHAPE, code_size, networks)
+        self.decoder = ReferenceDecoder(code_size, IMAGE_SHAPE, 1, networks)
         self.memory = ReferenceMemory(memory_size, code_size, steps)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[N, C]`` -> pixel probabilities ``[N, 784]`` (sigmoid of the decoder output)."""
+        return torch.sigmoid(self.decoder(codes)).reshape(codes.shape[0], -1)
 
     def losses(self, images: Tensor, episode_length: int) -> dict[str, Tensor]:
         """Images ``[T·B, 784]`` in the code's layout -> reconstruction, kl_w, kl_m, autoencoder."""
@@ -189,8 +147,8 @@ class ReferenceGPM(nn.Module):
         codes_tb = codes.view(episode_length, count // episode_length, self.code_size)
         memory, _, kl_m = self.memory.write(codes_tb)
         readout, kl_w = self.memory.read(codes_tb, memory)
-        reconstruction = self.decoder(readout.reshape(count, self.code_size)).reshape(count, -1)
-        autoencoder = self.decoder(codes_tb.reshape(count, self.code_size)).reshape(count, -1)
+        reconstruction = self.decode(readout.reshape(count, self.code_size))
+        autoencoder = self.decode(codes_tb.reshape(count, self.code_size))
         return {
             "reconstruction": bernoulli_nll(images, reconstruction),
             "kl_w": kl_w,
@@ -224,4 +182,26 @@ class ReferenceTrainer:
         return logged["reconstruction"] + logged["kl_w"] + logged["autoencoder"]
 
 
-__all__ = ["ReferenceGPM", "ReferenceTrainer", "code_layout"]
+@torch.no_grad()
+def public_test_loss(model: ReferenceGPM, batches: list[Tensor], episode_length: int, train_mode: bool = True) -> float:
+    """The public test number: mean over full batches ``[T·B, 784]`` of reconstruction + KL_w.
+
+    ``train_mode=True`` is what the public code does (it never calls ``eval()``: BatchNorm
+    normalises with each test batch's own statistics); ``False`` uses the running statistics.
+    Noises stay on either way. BatchNorm's running statistics are restored afterwards, so
+    evaluating never changes the model.
+    """
+    was_training = model.training
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    model.train(train_mode)
+    total = 0.0
+    for images in batches:
+        terms = model.losses(images, episode_length)
+        total += float(terms["reconstruction"]) + float(terms["kl_w"])
+    for name, buffer in model.named_buffers():
+        buffer.copy_(saved[name])
+    model.train(was_training)
+    return total / max(len(batches), 1)
+
+
+__all__ = ["ReferenceGPM", "ReferenceTrainer", "code_layout", "public_test_loss"]

@@ -21,8 +21,15 @@ Choices where the spec leaves room (MODELS.md [R]/[O] items), each behind a conf
 - ``sample_weights=True``: loss and bound sample w ~ N(μ, σ_w² I) so the single-sample estimate
   is a valid bound and σ_w gets a reconstruction signal (the module's default is w = μ).
 - ``sample_memory=False``: M̃ = R_T, the module's default (True: one M ~ q(M) per episode).
-- σ_ξ fixed at 1 (the module's default; ``learn_write_noise`` learns it), σ_0 = 1, σ_w init 0.3
-  learned, ``write_iterations`` = the module's ``num_opt_iters`` (1).
+- σ_ξ fixed at 1 (the module's default; ``learn_write_noise`` learns it), σ_w init 0.3 learned,
+  ``write_iterations`` = the module's ``num_opt_iters`` (1).
+- ``weight_prior="moment_matched"``: the prior std σ_0 of w (the module fixes it at 1) follows a
+  running average of E_q[w²] = σ_w² + ‖μ‖²/K over training batches — the σ_0 that minimises the
+  batch's KL(q(w) ‖ p(w)); a constant of the bound at evaluation. Read-outs (μ + σ_w ε)ᵀM are
+  unchanged by the rescaling (μ, σ_w, M) → (aμ, aσ_w, M/a) while the KL depends only on μ/σ_0 and
+  σ_w/σ_0, so a fixed σ_0 = 1 charged ~9 nats of KL(w) at 1k steps for a scale Adam reaches only
+  slowly (docs/models/dkm.md). ``"fixed"`` keeps σ_0 = ``weight_prior_std``. The ridge
+  λ = σ_ξ²/σ_0² follows σ_0.
 - The per-step write KLs (β, §1.1(3)) are returned by ``memory.write_with_diagnostics`` for
   logging only: they are not ELBO terms (§4.5).
 
@@ -63,7 +70,11 @@ class DKMConfig(ModelConfig):
     memory_size: int = 32  # K: memory rows
     write_noise_std: float = 1.0  # σ_ξ: observation noise of the write and the addressing ridge
     learn_write_noise: bool = False  # learn σ_ξ (initialised at write_noise_std)
-    weight_prior_std: float = 1.0  # σ_0 of p(w) = N(0, σ_0² I); addressing ridge λ = σ_ξ²/σ_0²
+    weight_prior_std: float = 1.0  # σ_0 of p(w) = N(0, σ_0² I) (initial value if moment-matched); λ = σ_ξ²/σ_0²
+    weight_prior: Literal["fixed", "moment_matched"] = (
+        "moment_matched"  # σ_0 set to E_q[w²] of training batches, or fixed
+    )
+    weight_prior_momentum: float = 0.99  # moment_matched: running-average momentum of the σ_0² estimate
     read_weight_std: float = 0.3  # initial σ_w of q(w|x) = N(μ, σ_w² I) (learned scalar)
     prior_variance: float = 1.0  # initial diagonal of U0 (learned scalar)
     addressing: Literal["ridge", "dkm_tf_compat"] = "ridge"  # ridge μ or the module's Gram form
@@ -78,6 +89,8 @@ class DKMConfig(ModelConfig):
         require(self.memory_size > 0, "memory_size", f"must be positive, got {self.memory_size}")
         require(self.write_noise_std > 0, "write_noise_std", f"must be positive, got {self.write_noise_std}")
         require(self.weight_prior_std > 0, "weight_prior_std", f"must be positive, got {self.weight_prior_std}")
+        momentum = self.weight_prior_momentum
+        require(0 <= momentum < 1, "weight_prior_momentum", f"must lie in [0, 1), got {momentum}")
         require(self.read_weight_std > 0, "read_weight_std", f"must be positive, got {self.read_weight_std}")
         require(self.prior_variance > 0, "prior_variance", f"must be positive, got {self.prior_variance}")
         require(self.write_iterations >= 1, "write_iterations", f"must be >= 1, got {self.write_iterations}")
@@ -86,6 +99,8 @@ class DKMConfig(ModelConfig):
 
 class DynamicMemory(nn.Module):
     """The DKM latent memory alone: sequential dynamic writes and least-squares reads of codes."""
+
+    log_weight_prior_var: Tensor  # ln σ_0² (a buffer: fixed, or moment-matched during training)
 
     def __init__(self, config: DKMConfig):
         super().__init__()
@@ -97,7 +112,7 @@ class DynamicMemory(nn.Module):
         else:
             self.register_buffer("log_noise_std", log_noise_std)
         self.log_weight_var = nn.Parameter(torch.tensor(2.0 * math.log(config.read_weight_std)))
-        self.log_weight_prior_var = 2.0 * math.log(config.weight_prior_std)
+        self.register_buffer("log_weight_prior_var", torch.tensor(2.0 * math.log(config.weight_prior_std)))
 
     @property
     def noise_var(self) -> Tensor:
@@ -107,7 +122,26 @@ class DynamicMemory(nn.Module):
     @property
     def ridge(self) -> Tensor:
         """λ = σ_ξ²/σ_0² (0-dim)."""
-        return self.noise_var * math.exp(-self.log_weight_prior_var)
+        return self.noise_var * torch.exp(-self.log_weight_prior_var)
+
+    @property
+    def weight_prior_std(self) -> Tensor:
+        """σ_0 (0-dim)."""
+        return torch.exp(0.5 * self.log_weight_prior_var)
+
+    @torch.no_grad()
+    def match_weight_prior(self, mean_weights: Tensor) -> None:
+        """``weight_prior="moment_matched"``: move σ_0² towards E_q[w²] = σ_w² + ‖μ‖²/K of a training
+        batch (weights ``[B, T, K]``), the σ_0² minimising the batch's mean KL(q(w) ‖ N(0, σ_0² I)).
+
+        A running average (an empirical-Bayes step, no gradient): σ_0 is a constant of the bound at
+        evaluation. The KL depends on (μ, σ_w) only through μ/σ_0 and σ_w/σ_0, so this removes the
+        cost of a read-out scale that Adam would otherwise reach only slowly.
+        """
+        second_moment = torch.exp(self.log_weight_var) + mean_weights.square().mean()
+        momentum = self.config.weight_prior_momentum
+        variance = momentum * torch.exp(self.log_weight_prior_var) + (1.0 - momentum) * second_moment
+        self.log_weight_prior_var = torch.log(variance)  # rebind: the old value may be saved for backward
 
     def address(self, codes: Tensor, memory: Tensor) -> Tensor:
         """Mean weights μ ``[B, T, K]`` of codes ``[B, T, C]`` against a memory ``[B, K, C]``."""
@@ -209,25 +243,30 @@ class DKM(CodeMemoryModel):
         self.build_networks()
         self.memory = DynamicMemory(config)
 
-    def _elbo_terms(self, queries: Tensor, query_codes: Tensor, state: MatrixNormalState) -> dict[str, Tensor]:
-        """Per-item reconstruction NLL and KL(w) ``[B, Tq]`` (one sample of w, and of M if configured)."""
+    def _elbo_terms(
+        self, queries: Tensor, query_codes: Tensor, state: MatrixNormalState
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Per-item reconstruction NLL and KL(w) ``[B, Tq]`` (one sample of w, and of M if configured),
+        and the mean weights μ ``[B, Tq, K]``."""
         memory = self.memory.readable_memory(state, self.config.sample_memory)
         mean_weights = self.memory.address(query_codes, memory)
         weights = self.memory.sample_weights(mean_weights) if self.config.sample_weights else mean_weights
         nll = -self.decode_items(self.decoder, weights @ memory).log_prob(queries)
-        return {"reconstruction": nll, "kl_w": self.memory.weight_kl(mean_weights)}
+        return {"reconstruction": nll, "kl_w": self.memory.weight_kl(mean_weights)}, mean_weights
 
     def loss(self, episode: Tensor) -> LossTerms:
         codes = self.encode(episode)
         state = self.memory.write(codes)
-        per_item = self._elbo_terms(episode, codes, state)
+        per_item, mean_weights = self._elbo_terms(episode, codes, state)
         per_item["autoencoder"] = -self.decode_items(self.decoder, codes).log_prob(episode)
+        if self.training and self.config.weight_prior == "moment_matched":
+            self.memory.match_weight_prior(mean_weights)
         terms = per_image_terms(per_item, self.memory.training_kl(state))
         return LossTerms(total=sum(terms.values(), torch.zeros((), device=episode.device)), terms=terms)
 
     def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
         state, queries, query_codes = self.write_for_scoring(episode, queries)
-        terms = self._elbo_terms(queries, query_codes, state)
+        terms = self._elbo_terms(queries, query_codes, state)[0]
         cond = terms["reconstruction"] + terms["kl_w"]
         terms["kl_memory"] = (self.memory.kl(state) / episode.shape[1]).unsqueeze(-1).expand_as(cond)
         return NegELBO(cond=cond, full=cond + terms["kl_memory"], terms=terms)
@@ -235,7 +274,7 @@ class DKM(CodeMemoryModel):
     def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
         """w ~ N(0, σ_0² I) ``[B, n, K]``, z = R_Tᵀw, decode, then ``steps`` iterative reads."""
         mean = state.mean
-        weights = self.config.weight_prior_std * torch.randn(
+        weights = self.memory.weight_prior_std * torch.randn(
             mean.shape[0], n, mean.shape[1], dtype=mean.dtype, device=mean.device
         )
         return self.refine_samples(self.decode_items(self.decoder, weights @ mean).mean, state, steps)

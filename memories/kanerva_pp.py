@@ -9,8 +9,14 @@ per episode and no KL(M).
 
 Memory state: a grid M ``[B, C_m, H_m, W_m]`` per episode (:class:`GridState`), a deterministic
 function of the episode. It is not a K×C latent memory, so ``latent_memory`` is None.
-Write: h = e(x) ``[B, T, C]``; per-item MLP; **mean over t** (permutation-invariant); a linear map
-and stride-2 transposed convolutions produce the grid. Read key y ∈ R³ per item,
+Write (``writer="scatter"``, the default): h = e(x) ``[B, T, C]``; each item's content, a small
+``[C_m, 4, 4]`` map from an MLP of h_t, is placed on the grid at the block its own key mean
+μ_y(x_t) reads (the inverse affine map, bilinear, zero outside the block), and the T placements
+are summed (permutation-invariant). This is the paper's allocation idea — an item is written where
+its key will read it — as a single feed-forward pass. ``writer="pooled"`` (the earlier default):
+per-item MLP, **mean over t**, then a linear map and stride-2 transposed convolutions produce the
+grid; it has no link between an item and the block its key reads, so reads return an episode
+average rather than the item (docs/models/kanerva_pp.md has the measurements). Read key y ∈ R³ per item,
 q(y|x) = N(μ_y(h), σ_y²(h)), p(y) = N(0, I); scale s = s_min + (s_max − s_min)·sigmoid(y₁), shifts
 (u, v) = tanh(y₂,₃)·(1 − s), θ = [[s, 0, u], [0, s, v]]; the block ``[C_m, b, b]`` is read with
 ``F.affine_grid`` + bilinear ``F.grid_sample`` (same ``align_corners``), always inside the grid.
@@ -21,16 +27,22 @@ one sample each, M written from the same episode: a memory-conditional bound (§
 Read-out (``read``, denoising, generation): y = μ_y(x), z = mean of p(z | M, y)
 (``read_from="posterior"``: mean of q(z|x), which ignores the memory), decoded.
 
-Differences from the paper (all [O] choices of the spec, §5.7–5.8): a small MLP + mean pooling +
-transposed-conv generator instead of a TSM-ResNet18 writer; the shared conv-ResNet encoder and
+Differences from the paper (all [O] choices of the spec, §5.7–5.8): a per-item MLP placed at its key's
+block (or, ``writer="pooled"``, an MLP + mean pooling + transposed-conv generator) instead of a
+TSM-ResNet18 writer; the write places items at their key *means* (the writer is deterministic); the shared conv-ResNet encoder and
 decoder (GroupNorm) for every model; one encoder pass feeds the writer, the key and the posterior
 heads; a fixed b×b block size and a 3-d key (scale, x-shift, y-shift) in the AIR convention;
-defaults C_m = 64, H_m = W_m = 16, b = 8, s ∈ [0.3, 1] are the spec's suggestions, not the paper's;
+defaults C_m = 64, H_m = W_m = 16, b = 8 are the spec's suggestions, not the paper's; the block scale
+range s ∈ [0.1, 0.3] replaces the spec's [0.3, 1], under which a trained model's blocks (s ≈ 0.64) each
+overlapped ~18 of the other 31 items' blocks (docs/models/kanerva_pp.md); q(y|x) starts with
+σ_y = ``key_std_init`` = 0.1 (PyTorch's default head init gives σ_y ≈ 1: sampled reads then miss the
+small blocks their items were written to, and the keys collapse onto the prior);
 no iterative inference during training; log-variances clamped to [−12, 8].
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,16 +66,26 @@ class KanervaPPConfig(ModelConfig):
     grid_channels: int = 64  # C_m: feature channels of the memory grid
     grid_size: int = 16  # H_m = W_m: spatial size of the memory grid
     block_size: int = 8  # b: a read block is b×b grid samples
-    scale_min: float = 0.3  # s_min: smallest block extent, as a fraction of the grid
-    scale_max: float = 1.0  # s_max: largest block extent (≤ 1 keeps blocks inside the grid)
-    writer_hidden_size: int = 256  # width of the per-item writer MLP (before mean pooling)
+    scale_min: float = 0.1  # s_min: smallest block extent, as a fraction of the grid (0.3 before; see docs)
+    scale_max: float = 0.3  # s_max: largest block extent, ≤ 1 keeps blocks inside the grid (1.0 before)
+    writer_hidden_size: int = 256  # width of the per-item writer MLP (both writers)
     head_hidden_size: int = 256  # hidden width of the block -> p(z | M, y) prior head
+    writer: Literal["scatter", "pooled"] = "scatter"  # place items at their key's block, or pool the episode
+    content_size: int = 4  # scatter writer: an item's content is a [C_m, content_size, content_size] map
+    key_std_init: float = 0.1  # initial σ of q(y|x) (key head log-variance bias); 0: PyTorch's default init (σ ≈ 1)
     read_from: Literal["prior", "posterior"] = "prior"  # read-out z: mean of p(z|M,y) or of q(z|x)
     align_corners: bool = False  # align_corners of both affine_grid and grid_sample
 
     def validate(self) -> None:
         super().validate()
-        for key in ("grid_channels", "grid_size", "block_size", "writer_hidden_size", "head_hidden_size"):
+        for key in (
+            "grid_channels",
+            "grid_size",
+            "block_size",
+            "writer_hidden_size",
+            "head_hidden_size",
+            "content_size",
+        ):
             value = getattr(self, key)
             require(value > 0, key, f"must be positive, got {value}")
         require(
@@ -71,6 +93,7 @@ class KanervaPPConfig(ModelConfig):
             "block_size",
             f"a {self.block_size}×{self.block_size} block does not fit a {self.grid_size}×{self.grid_size} grid",
         )
+        require(self.key_std_init >= 0, "key_std_init", f"must be >= 0, got {self.key_std_init}")
         require(self.scale_min > 0, "scale_min", f"must be positive, got {self.scale_min}")
         require(
             self.scale_min <= self.scale_max <= 1.0,
@@ -110,6 +133,35 @@ def read_blocks(grid: Tensor, theta: Tensor, block_size: int, align_corners: boo
     return blocks.reshape(batch, channels, length, block_size, block_size).transpose(1, 2)
 
 
+def invert_affine(theta: Tensor) -> Tensor:
+    """Inverse of θ = [[s, 0, u], [0, s, v]] ``[..., 2, 3]``: [[1/s, 0, −u/s], [0, 1/s, −v/s]]."""
+    scale = theta[..., 0, 0]
+    inverse = torch.zeros_like(theta)
+    inverse[..., 0, 0] = inverse[..., 1, 1] = 1.0 / scale
+    inverse[..., :, 2] = -theta[..., :, 2] / scale.unsqueeze(-1)
+    return inverse
+
+
+def place_blocks(content: Tensor, theta: Tensor, grid_size: int, align_corners: bool = False) -> Tensor:
+    """Put item contents ``[B, T, C_m, c, c]`` on a ``grid_size``² grid where θ ``[B, T, 2, 3]`` reads
+    them, and sum over t: ``-> [B, C_m, grid_size, grid_size]``.
+
+    Item t lands (bilinearly resampled, zero elsewhere) on exactly the grid region that
+    :func:`read_blocks` samples at θ_t, so reading at θ_t returns item t's content plus whatever
+    other items overlap that region.
+    """
+    batch, length, channels = content.shape[:3]
+    sampling = F.affine_grid(
+        invert_affine(theta).flatten(0, 1),
+        [batch * length, channels, grid_size, grid_size],
+        align_corners=align_corners,
+    )
+    placed = F.grid_sample(
+        content.flatten(0, 1), sampling, mode="bilinear", padding_mode="zeros", align_corners=align_corners
+    )
+    return placed.unflatten(0, (batch, length)).sum(1)
+
+
 def generator_stages(size: int) -> int:
     """Stride-2 upsampling stages from the generator's start size to ``size`` (start ≥ 4, exact)."""
     stages = 0
@@ -143,6 +195,28 @@ class EpisodeWriter(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         pooled = self.item(features).mean(dim=1)  # mean over the episode: order-free [B, hidden]
         return self.generator(self.project(pooled).view(-1, *self.start))
+
+
+class ScatterWriter(nn.Module):
+    """Deterministic, permutation-invariant writer: item t's content goes to the block its key reads.
+
+    features ``[B, T, F]`` and θ ``[B, T, 2, 3]`` (from the key means) -> grid ``[B, C_m, H_m, W_m]``.
+    """
+
+    def __init__(self, features: int, config: KanervaPPConfig):
+        super().__init__()
+        self.config = config
+        c = config.content_size
+        self.item = nn.Sequential(
+            nn.Linear(features, config.writer_hidden_size),
+            nn.SiLU(),
+            nn.Linear(config.writer_hidden_size, config.grid_channels * c * c),
+        )
+
+    def forward(self, features: Tensor, theta: Tensor) -> Tensor:
+        c = self.config
+        content = self.item(features).unflatten(-1, (c.grid_channels, c.content_size, c.content_size))
+        return place_blocks(content, theta, c.grid_size, c.align_corners)
 
 
 class BlockPrior(nn.Module):
@@ -180,8 +254,13 @@ class KanervaPP(MemoryModel):
         size = config.code_size
         self.encoder = self.make_encoder(size)  # h = e(x), shared by writer, key and posterior heads
         self.decoder = self.make_decoder(size)
-        self.writer = EpisodeWriter(size, config)
+        self.writer: nn.Module = (
+            ScatterWriter(size, config) if config.writer == "scatter" else EpisodeWriter(size, config)
+        )
         self.key_head = nn.Linear(size, 2 * KEY_SIZE)  # q(y|x)
+        if config.key_std_init > 0:  # precise keys from the start: a read lands where its item was written
+            with torch.no_grad():
+                self.key_head.bias[KEY_SIZE:] = 2.0 * math.log(config.key_std_init)
         self.posterior_head = nn.Linear(size, 2 * size)  # q(z|x), memory-free
         self.prior_head = BlockPrior(config)  # p(z | M, y)
 
@@ -189,10 +268,21 @@ class KanervaPP(MemoryModel):
         """Features h = e(x) ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
         return self.encode_items(self.encoder, images)
 
+    def affine(self, keys: Tensor) -> Tensor:
+        """θ ``[B, T, 2, 3]`` of keys ``[B, T, 3]``."""
+        return key_to_affine(keys, self.config.scale_min, self.config.scale_max)
+
+    def write_features(self, features: Tensor) -> GridState:
+        """The grid written from features h ``[B, T, C]`` (deterministic: the scatter writer places
+        each item at the block of its key mean μ_y)."""
+        if self.config.writer == "scatter":
+            return GridState(self.writer(features, self.affine(diagonal_gaussian_head(features, self.key_head)[0])))
+        return GridState(self.writer(features))
+
     def read_prior(self, keys: Tensor, state: GridState) -> tuple[Tensor, Tensor]:
         """p(z | M, y) at keys ``[B, T, 3]``: mean and log-variance ``[B, T, C]``."""
         c = self.config
-        theta = key_to_affine(keys, c.scale_min, c.scale_max)
+        theta = self.affine(keys)
         blocks = read_blocks(state.grid, theta, c.block_size, c.align_corners)  # [B, T, C_m, b, b]
         mean, log_var = self.prior_head(blocks.flatten(0, 1)).unflatten(0, keys.shape[:2]).chunk(2, dim=-1)
         return mean, log_var.clamp(*LOG_VAR_RANGE)
@@ -211,13 +301,12 @@ class KanervaPP(MemoryModel):
     def loss(self, episode: Tensor) -> LossTerms:
         features = self.encode(episode)
         terms = {
-            name: value.mean()
-            for name, value in self._terms(episode, features, GridState(self.writer(features))).items()
+            name: value.mean() for name, value in self._terms(episode, features, self.write_features(features)).items()
         }
         return LossTerms(total=sum(terms.values(), torch.zeros((), device=episode.device)), terms=terms)
 
     def write(self, episode: Tensor) -> GridState:
-        return GridState(self.writer(self.encode(episode)))
+        return self.write_features(self.encode(episode))
 
     def read(self, queries: Tensor, state: GridState) -> Reconstruction:
         features = self.encode(queries)
@@ -229,7 +318,7 @@ class KanervaPP(MemoryModel):
 
     def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
         features = self.encode(episode)
-        state = GridState(self.writer(features))
+        state = self.write_features(features)
         if queries is None:
             queries = episode
         else:

@@ -149,6 +149,7 @@ def test_neg_elbo_ordering_and_no_autoencoder_term():
 
 def test_loss_is_the_full_bound_per_image_plus_the_autoencoder_term():
     model, x = make(), episode()
+    model.eval()  # a training-mode loss would also move the moment-matched σ_0 before neg_elbo reads it
     torch.manual_seed(3)
     loss = model.loss(x)
     torch.manual_seed(3)
@@ -159,9 +160,49 @@ def test_loss_is_the_full_bound_per_image_plus_the_autoencoder_term():
     )
 
 
+def test_moment_matched_weight_prior_minimises_the_weight_kl():
+    """σ_0² ← σ_w² + mean μ² (momentum 0) is the σ_0 at which the batch's mean KL(q(w) ‖ N(0, σ_0² I)) is
+    smallest; it only moves in training mode and is saved with the model."""
+    model, x = make(weight_prior="moment_matched", weight_prior_momentum=0.0), episode()
+    memory = model.memory
+    assert "memory.log_weight_prior_var" in model.state_dict()
+    model.eval()
+    with torch.no_grad():
+        model.loss(x)
+        assert memory.weight_prior_std.item() == pytest.approx(1.0)
+        means = memory.address(model.encode(x), model.write(x).mean)  # at σ_0 = 1, as the loss sees them
+        model.train()
+        model.loss(x)
+    variance = torch.exp(memory.log_weight_var) + means.square().mean()
+    assert memory.weight_prior_std.item() ** 2 == pytest.approx(variance.item(), rel=1e-12)
+
+    def mean_kl(prior_variance):
+        memory.log_weight_prior_var = torch.log(torch.as_tensor(prior_variance, dtype=DTYPE))
+        return memory.weight_kl(means).mean().item()
+
+    matched = mean_kl(variance)
+    for other in (0.8 * variance, 1.25 * variance, torch.tensor(1.0, dtype=DTYPE)):
+        assert matched <= mean_kl(other) + 1e-12
+
+
+def test_moment_matched_training_lowers_the_weight_kl_at_equal_reconstruction():
+    """The read-outs do not depend on σ_0's scale; only the KL does (the symmetry the default exploits)."""
+    model, x = make(weight_prior_std=1.0), episode()
+    with torch.no_grad():
+        state = model.write(x)
+        means = model.memory.address(model.encode(x), state.mean)
+        kl_fixed = model.memory.weight_kl(means).mean()
+        matched = torch.exp(model.memory.log_weight_var) + means.square().mean()
+        model.memory.log_weight_prior_var = torch.log(matched)
+        kl_matched = model.memory.weight_kl(means).mean()
+    assert kl_matched < kl_fixed
+
+
 @pytest.mark.parametrize(
     "settings",
     [
+        {"weight_prior_momentum": 1.0},
+        {"weight_prior": "learned"},
         {"write_noise_std": 0.0},
         {"addressing": "lstsq"},
         {"checkpoint_steps": -1},
