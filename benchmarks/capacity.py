@@ -1,6 +1,6 @@
 """Capacity benchmark: a fixed memory holding ever longer episodes, up to a whole split.
 
-GPM §3.4, Figure 4a (MODELS.md §6.7): the memory size stays fixed while the episode length T
+GPM §3.4, Figure 4a: the memory size stays fixed while the episode length T
 doubles from K (the memory size) up to the whole split — 24,345 images of Omniglot's training
 split, 50,000 of binarized MNIST's. Per length, fixed episodes of the split (the same for every
 model) are written and their items read back: ``reconstruction/T<T>`` is −ln p(x | read(x, M))

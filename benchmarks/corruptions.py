@@ -1,4 +1,4 @@
-"""Query corruptions for the denoising benchmarks (GPM §3.2 and Appendix B; MODELS.md §8.3).
+"""Query corruptions for the denoising benchmarks (GPM §3.2 and Appendix B).
 
 Every function takes a batch of images ``[..., C, H, W]`` with values in [0, 1] (any leading
 dims), draws all its randomness from one ``torch.Generator`` (so the same seed gives the same
@@ -6,8 +6,8 @@ corrupted queries for every model of a suite) and works on the whole batch at on
 
 - :func:`salt_and_pepper`: exactly ⌊p·H·W⌋ pixel positions per image, chosen uniformly without
   replacement. ``mode="flip"`` (default) inverts them (x → 1 − x), so a binary image has exactly
-  that many wrong pixels; ``mode="random_value"`` sets each to 0 or 1 with probability ½ (MODELS.md
-  §8.3's definition, which on binary images changes only about half of them). All channels of a
+  that many wrong pixels; ``mode="random_value"`` sets each to 0 or 1 with probability ½ (on
+  binary images this changes only about half of them). All channels of a
   chosen pixel get the same treatment.
 - :func:`block`: one b×b square per image at a uniformly random position fully inside the frame,
   filled with ``fill`` (0: occlusion).

@@ -1,6 +1,6 @@
 """Denoising benchmark: retrieve written items from corrupted queries by iterative reading.
 
-Protocol (GPM §3.2, Table 2, Figures 2, 7, 8; MODELS.md §6.7, §8.2–8.3): for every episode
+Protocol (GPM §3.2, Table 2, Figures 2, 7, 8; docs/protocol.md): for every episode
 length T, fixed test episodes (a seeded permutation of the split cut into chunks of T, the same
 for every model) are written clean; every item is then queried with a corrupted copy and the
 model reads iteratively for ``steps`` steps, the memory never being updated while reading. Each

@@ -1,4 +1,4 @@
-"""ELBO benchmark: NELBO-cond and NELBO-full per image on the test split (MODELS.md §8.2).
+"""ELBO benchmark: NELBO-cond and NELBO-full per image on the test split (docs/protocol.md).
 
 Test episodes are a seeded permutation of the test split cut into chunks of T (each image
 scored once, the same episodes for every model); the memory is written from the very episode it

@@ -1,6 +1,6 @@
 """Attractor-energy benchmark: is iterative reading a descent on the model's energy?
 
-GPM §2.4 and Figure 7e (MODELS.md §6.5, §12.19): iterative reading alternates addressing and
+GPM §2.4 and Figure 7e (docs/models/gpm.md): iterative reading alternates addressing and
 decoding, and "in ideal cases" never increases the energy; spurious fixed points exist. Here the
 descent is measured instead of assumed. Episodes are written clean (the same fixed test episodes
 for every model); every item is queried with a corrupted copy (``noise``/``level``, seeded as in

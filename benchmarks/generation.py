@@ -1,6 +1,6 @@
 """Generation benchmark: samples from a written memory, compared with what was written.
 
-GPM §3.3, Figures 3a and 4c (MODELS.md §6.7, §8.2): write an episode, draw samples from the
+GPM §3.3, Figures 3a and 4c: write an episode, draw samples from the
 memory's prior over read weights/keys (``model.sample``), refine them by ``steps`` iterative
 reads, and put each sample next to its nearest neighbour in the written episode — Hamming
 distance for binary data, Euclidean otherwise — so that copying the episode and producing novel
@@ -57,7 +57,7 @@ class GenerationConfig(BenchmarkConfig):
     split: str = "test"  # split the written episodes come from
     episode_length: int = 0  # T written (0: the model's episode_length)
     max_episodes: int = 16  # written episodes (at least 2, so each has an unwritten reference)
-    samples: int = 64  # samples per written episode (MODELS.md §8.2)
+    samples: int = 64  # samples per written episode (docs/protocol.md)
     steps: int = 5  # iterative-reading refinement steps after sampling
     copy_fraction: float = 0.01  # "copy": within ⌊fraction·pixels⌋ Hamming (binary) or RMS ≤ fraction (8-bit)
     grid_episodes: int = 2  # episodes drawn in generation_samples.png

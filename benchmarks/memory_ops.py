@@ -2,7 +2,7 @@
 
 No encoder or decoder: random codes ``[B, T, C]`` are written into a fresh (untrained) latent
 memory of a registered model and read back (``latent_memory.read(codes, state)``, the sampled read
-used in training). Expectations from the papers (MODELS.md §1.3): GPM's pseudo-inverse write is
+used in training). Expectations from the papers: GPM's pseudo-inverse write is
 parallel over T and grows slowly with T; DKM's write is T sequential K×K solves (linear in T with
 a large constant); KM's batch write factorises a T×T matrix (cubic in T at large T).
 

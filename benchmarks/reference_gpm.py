@@ -1,4 +1,4 @@
-"""A trainable re-creation of the public GPM code (MODELS.md §6.3, §6.3b, §6.8, §11.1).
+"""A trainable re-creation of the public GPM code (docs/models/gpm_parity.md).
 
 Our own re-creation from the description of the public code (no code of it is reproduced). It is
 the anchor of ``python -m benchmarks.gpm_parity``, which trains it beside the suite's ``gpm`` in

@@ -1,6 +1,6 @@
 """Retrieval-similarity benchmark: do read-outs return the codes that were written?
 
-GPM Appendix A, Figure 6 (MODELS.md §6.6, §4.8): the cosine similarity between the codes written
+GPM Appendix A, Figure 6: the cosine similarity between the codes written
 to memory and the memory's read-outs for the same items — ≈ 1 for GPM, ≈ 0.82 for DKM on
 Omniglot in the paper. Codes are the model's encoder outputs z = e(x) of fixed test episodes (the
 same for every model); the latent memory alone is used (``latent_memory.write(z)`` then

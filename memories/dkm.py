@@ -1,4 +1,4 @@
-"""Dynamic Kanerva Machine (Wu, Wayne, Gregor, Lillicrap, NeurIPS 2018; MODELS.md §4).
+"""Dynamic Kanerva Machine (Wu, Wayne, Gregor, Lillicrap, NeurIPS 2018; docs/models/dkm.md).
 
 Codes z_t = e(x_t) are deterministic. The memory q(M) = MN(R, U, I_C) starts at the learnable
 prior p(M) = MN(R0, (exp(ℓ) + 10⁻⁶) I_K, I_C) and is written one item at a time (A.3): the
@@ -13,7 +13,7 @@ Objective per image: [Σ_t (−ln p(x_t|M̃ᵀw_t) + KL(q(w_t)‖N(0, σ_0² I))
 + Σ_t −ln p(x_t|d(z_t))]/T, averaged over episodes. The last (auto-encoder) sum is only in the
 training loss, never in ``neg_elbo``. KL(M) is exact (Cholesky log-dets, A.7).
 
-Choices where the spec leaves room (MODELS.md [R]/[O] items), each behind a config knob:
+Choices where the spec leaves room (docs/models/dkm.md), each behind a config knob:
 - ``addressing="ridge"`` (the posterior-mean form of the paper/GPM's description); the official
   module's regularised Gram system ((MMᵀ)² + λI)⁻¹MMᵀMz is ``"dkm_tf_compat"`` (§4.2, §11.2).
 - ``training_memory_kl="exact"``; ``"dkm_tf_compat"`` trains with the module's README value
@@ -33,7 +33,7 @@ Choices where the spec leaves room (MODELS.md [R]/[O] items), each behind a conf
 - The per-step write KLs (β, §1.1(3)) are returned by ``memory.write_with_diagnostics`` for
   logging only: they are not ELBO terms (§4.5).
 
-Differences from the paper: shared conv-ResNet encoder/decoder with GroupNorm (MODELS.md §13);
+Differences from the paper: shared conv-ResNet encoder/decoder with GroupNorm (docs/models/km.md);
 the write loop runs T sequential steps vectorised over episodes; with gradients on and
 T > ``checkpoint_steps`` it is checkpointed in chunks (recomputed in backward) so autograd does not
 keep T copies of U. ``read`` (denoising, generation) uses the mean weights μ and the mean memory.

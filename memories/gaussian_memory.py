@@ -2,7 +2,7 @@
 
 A memory is matrix-normal, M ~ MN(R, U, I_C): mean R ``[B, K, C]`` (slot = row), row covariance
 U ``[B, K, K]``, the C columns independent. Observations are z = Mᵀw + ξ, ξ ~ N(0, σ_ξ² I_C), so
-writing is exact Bayesian linear regression (MODELS.md §3.3) and every quantity below is closed
+writing is exact Bayesian linear regression (docs/models/km.md) and every quantity below is closed
 form. Everything acts on batch-first tensors and broadcasts over the leading batch dims.
 
 - :func:`batch_write`: one write of T items with fixed weights (A.2, Cholesky solves of the T×T
@@ -178,7 +178,7 @@ def sample_matrix_normal(state: MatrixNormalState, generator: torch.Generator | 
 
 
 def per_image_terms(per_item: dict[str, Tensor], memory_kl: Tensor) -> dict[str, Tensor]:
-    """Scalar per-image objective terms (MODELS.md §1, §12.14).
+    """Scalar per-image objective terms.
 
     Per-item terms ``[B, T]`` are averaged over the B·T items; the episode's memory KL ``[B]`` is
     divided by T once and averaged over B (key ``"kl_memory"``), so the terms add up to the mean over

@@ -1,4 +1,4 @@
-"""Generative Pseudo-Inverse Memory (Pham et al., ICLR 2022; MODELS.md §6).
+"""Generative Pseudo-Inverse Memory (Pham et al., ICLR 2022; docs/models/gpm.md).
 
 Paper mode (Algorithm 1): Z = e(X); Z_ξ = Z + ξ, ξ ~ N(0, σ_ξ²); write weights W0 = Z_ξ M0⁺;
 memory M = W0⁺ Z_ξ; read W̄ = Z M⁺, W = W̄ + σ_W E (E iid per entry); read-out Ẑ = W M.

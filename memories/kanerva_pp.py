@@ -1,7 +1,7 @@
-"""Kanerva++-style block memory (after Ramapuram, Wu, Kalousis, ICLR 2021; MODELS.md §5.7–5.8).
+"""Kanerva++-style block memory (after Ramapuram, Wu, Kalousis, ICLR 2021; docs/models/kanerva_pp.md).
 
 An honest simplification, not the paper's model (its full text and code were not available;
-MODELS.md §5 tags most details [R]). What it keeps (§5.7): a deterministic feed-forward write, a
+docs/models/kanerva_pp.md lists what could not be checked). What it keeps: a deterministic feed-forward write, a
 spatial memory grid read in local contiguous blocks by a differentiable bilinear spatial
 transformer, a low-dimensional stochastic key per item with KL to N(0, I), a learned
 memory-conditional prior p(z | block) with a KL from a memory-free posterior q(z|x), one memory
@@ -61,7 +61,7 @@ KEY_SIZE = 3  # (scale, x-shift, y-shift)
 
 @dataclass(frozen=True, kw_only=True)
 class KanervaPPConfig(ModelConfig):
-    """K++-style knobs; grid/block/scale defaults are MODELS.md §5.7's suggestions, not the paper's."""
+    """K++-style knobs; grid/block/scale defaults are the suite's choices, not the paper's (docs/models/kanerva_pp.md)."""
 
     grid_channels: int = 64  # C_m: feature channels of the memory grid
     grid_size: int = 16  # H_m = W_m: spatial size of the memory grid

@@ -1,4 +1,4 @@
-"""Diagonal-Gaussian heads, reparameterised samples and closed-form KLs (MODELS.md §1.1)."""
+"""Diagonal-Gaussian heads, reparameterised samples and closed-form KLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kanerva Machine (Wu, Wayne, Graves, Lillicrap, ICLR 2018; MODELS.md §3).
+"""Kanerva Machine (Wu, Wayne, Graves, Lillicrap, ICLR 2018; docs/models/km.md).
 
 Generative model: M ~ p(M) = MN(R0, U0, I_C) with learnable R0 ``[K, C]`` and diagonal
 U0 = diag(exp(ℓ) + 10⁻⁶) (one ℓ per slot); per item y ~ N(0, I_S), w = Aᵀf(y) with a key MLP f and
@@ -31,7 +31,7 @@ Choices for the [R] details of the spec (each configurable where the other optio
   w = Aᵀf(μ_y(code)) and writes the code itself; ``memory.read`` addresses queries the same way and
   returns Mᵀw (``sample=True``: y ~ q(y|code), M ~ q(M)).
 
-Differences from the paper: shared conv-ResNet encoder/decoder with GroupNorm (MODELS.md §13);
+Differences from the paper: shared conv-ResNet encoder/decoder with GroupNorm (docs/models/km.md);
 log-variances of the diagonal heads are clamped to [−12, 8] as in the VAE baseline; the batch
 write costs a T×T Cholesky per episode (fine for T ≲ 10³).
 """
@@ -61,7 +61,7 @@ from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
 @dataclass(frozen=True, kw_only=True)
 class KMConfig(ModelConfig):
-    """KM knobs; defaults are the suite's (MODELS.md §3.8 [O]): K = 32, C = 100, S = C, σ_ξ init 1."""
+    """KM knobs; defaults are the suite's (docs/models/km.md): K = 32, C = 100, S = C, σ_ξ init 1."""
 
     memory_size: int = 32  # K: memory rows
     address_size: int | None = None  # S: size of the addressing latent y (None: code_size)
@@ -189,7 +189,7 @@ class KM(MemoryModel):
 
         ``memory_expectation="analytic"``: q(z|x, y, M) reads the posterior mean R' and E_q(M) of
         KL(q(z) ‖ N(Mᵀw, σ_ξ² I)) is taken in closed form, KL(q(z) ‖ N(R'ᵀw, σ_ξ² I)) + C·wᵀU'w/(2σ_ξ²)
-        (MODELS.md §3.5): the same bound without the M-sampling noise.
+        (docs/models/km.md): the same bound without the M-sampling noise.
         """
         analytic = self.config.memory_expectation == "analytic"
         memory = sample_matrix_normal(state) if self.config.sample_memory and not analytic else state.mean

@@ -16,7 +16,7 @@ def ben_israel_cohen(matrix: Tensor, alpha: float | Tensor, steps: int) -> Tenso
     """Truncated Ben-Israel–Cohen (Newton–Schulz) pseudo-inverse ``[..., m, n] -> [..., n, m]``.
 
     X₀ = αAᵀ, X_{i+1} = 2X_i − X_i A X_i. After k steps this is the spectral filter
-    g_k(σ) = [1 − (1 − ασ²)^{2^k}]/σ (MODELS.md §6.4); it converges to A⁺ iff 0 < α < 2/σ_max².
+    g_k(σ) = [1 − (1 − ασ²)^{2^k}]/σ (docs/models/gpm.md); it converges to A⁺ iff 0 < α < 2/σ_max².
     """
     estimate = alpha * matrix.mT
     for _ in range(steps):
@@ -79,7 +79,7 @@ def pseudo_inverse(
 
     ``bic``: Ben-Israel–Cohen with a fixed α (the paper's); ``bic_safe``: α = 1/‖A‖_F²;
     ``ridge``: Aᵀ(AAᵀ + δI)⁻¹; ``exact``: SVD (reference only: its gradient is unstable for
-    close or tiny singular values, MODELS.md §10.7).
+    close or tiny singular values).
     """
     if method == "bic":
         return ben_israel_cohen(matrix, alpha, steps)

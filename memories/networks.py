@@ -2,7 +2,7 @@
 
 Conv-ResNet: 4×4 stride-2 convolutions, each followed by a bottleneck residual block, swish
 activations; the decoder mirrors it with transposed convolutions. GroupNorm replaces BatchNorm
-so an evaluation number never depends on which episodes share a batch (MODELS.md Appendix B).
+so an evaluation number never depends on which episodes share a batch.
 An MLP option serves quick runs and non-image plugins. The ``reference`` option is the layout of
 the public GPM code (BatchNorm, ReLU, basic residual blocks, 28×28 images only), for parity with
 that code (``python -m benchmarks.gpm_parity``, docs/models/gpm_parity.md);

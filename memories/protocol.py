@@ -159,7 +159,7 @@ class MemoryModel(nn.Module):
 
         Queries ``[B, Tq, C, H, W]``; returns one reconstruction per step. For binary data the
         fed-back image is the decoder mean binarized at ``threshold`` (``None``: the mean itself).
-        The memory state is never updated while reading (MODELS.md A.6).
+        The memory state is never updated while reading.
 
         ``accept`` (one of :data:`ACCEPT_RULES`): ``"always"`` feeds every output back (the
         papers' loop); ``"energy"`` moves a query to its new output only when that lowers the
@@ -256,7 +256,7 @@ class CodeMemoryModel(MemoryModel):
 
 
 def binarize(images: Tensor, threshold: float = 0.5) -> Tensor:
-    """``images >= threshold`` as floats, elementwise (MODELS.md §12.20)."""
+    """``images >= threshold`` as floats, elementwise."""
     return (images >= threshold).to(images.dtype)
 
 

@@ -1,6 +1,6 @@
 """VAE baseline: the memoryless "empty memory" ablation (Kingma & Welling, 2014).
 
-Same shared encoder/decoder and latent size C as the memory models (MODELS.md §2), so
+Same shared encoder/decoder and latent size C as the memory models (docs/models/vae.md), so
 differences in the comparison come from the memory, not the networks. Items are modelled
 independently; episodes are accepted only so every model sees identical batches.
 """

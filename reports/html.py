@@ -100,7 +100,7 @@ def render_html(report: ReportContent, figures_dir: Path) -> str:
     parts.append(_problems_html(report))
     parts.append('<h2 id="reported">Reported values (reference)</h2>')
     parts.append(
-        "<p>The papers' numbers as printed (MODELS.md §9), for orientation only: other protocols, "
+        "<p>The papers' numbers as printed, for orientation only: other protocols, "
         "architectures and data pipelines; never results of this suite.</p>"
     )
     parts += [to_html(t) for t in report.reported]
@@ -186,7 +186,7 @@ def render_markdown(report: ReportContent) -> str:
     lines += [
         "## Reported values (reference)",
         "",
-        "The papers' numbers as printed (MODELS.md §9), for orientation only.",
+        "The papers' numbers as printed, for orientation only.",
         "",
     ]
     lines += [to_markdown(t) for t in report.reported]

@@ -4,7 +4,7 @@
 - paper-style Table 1 (negative ELBO per dataset), Table 2 (denoising success rate by noise and
   T) and Table 3 (the other datasets), each with the reported values in separate "reported"
   columns; NELBO-cond and NELBO-full are always separate columns (and so are reported numbers
-  of the two kinds, MODELS.md §8.1);
+  of the two kinds, docs/protocol.md);
 - the reported tables themselves (reference only), and the paired differences.
 """
 
@@ -180,7 +180,7 @@ def nelbo_table(
     table.notes += [
         "NELBO-cond: memory written from the scored episode, local KLs only; NELBO-full adds KL(q(M)‖p(M))/T "
         "(models with a memory prior only, n/a otherwise). The two are never averaged or mixed.",
-        "Reported numbers follow other protocols and are not like-for-like (MODELS.md §8.1); a reported column "
+        "Reported numbers follow other protocols and are not like-for-like (docs/protocol.md); a reported column "
         "is filled only for rows whose model implements the cited method.",
         *(f"Source: {s}" for s in sorted(sources)),
     ]
@@ -300,7 +300,7 @@ def reported_tables(reference: Reference) -> list[Table]:
             )
         table.notes.append(
             "As printed, these columns mix memory-conditional numbers (K++, GPM) with bounds that include "
-            "KL(q(M)‖p(M)) (KM, DKM); they are not like-for-like (MODELS.md §8.1)."
+            "KL(q(M)‖p(M)) (KM, DKM); they are not like-for-like (docs/protocol.md)."
         )
         for item in refs.itertuples(index=False):
             row = (item.method,)

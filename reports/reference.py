@@ -1,4 +1,4 @@
-"""The papers' reported numbers (``reference_values.yaml``, MODELS.md §9) as pandas tables.
+"""The papers' reported numbers (``reference_values.yaml``) as pandas tables.
 
 Reference values are never results: the tables built here only feed columns and tables that are
 labelled "reported", and they are never candidates for the best-value mark.

@@ -1,4 +1,4 @@
-"""Dynamic Kanerva Machine: write-loop properties (MODELS.md §12 items 3, 8, 14, 18) and smoke tests."""
+"""Dynamic Kanerva Machine: write-loop properties and smoke tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Properties of the linear-Gaussian memory maths in float64 (MODELS.md §12 items 1–9, 14)."""
+"""Properties of the linear-Gaussian memory maths in float64."""
 
 from __future__ import annotations
 

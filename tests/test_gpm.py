@@ -1,4 +1,4 @@
-"""GPM's math (MODELS.md §6, §12 items 11, 12, 19) and its two modes."""
+"""GPM's math (docs/models/gpm.md) and its two modes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kanerva++-style model: deterministic writer, spatial-transformer reads (MODELS.md §12 items 16–18), smoke tests."""
+"""Kanerva++-style model: deterministic writer, spatial-transformer reads, smoke tests."""
 
 from __future__ import annotations
 

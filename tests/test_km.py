@@ -1,4 +1,4 @@
-"""Kanerva Machine: exchangeable batch write, bound sanity and normalisation (MODELS.md §12) and smoke tests."""
+"""Kanerva Machine: exchangeable batch write, bound sanity and normalisation (float64 properties) and smoke tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared likelihoods and closed-form KLs (MODELS.md §1.1, §12 items 6, 18, 20)."""
+"""Shared likelihoods and closed-form KLs."""
 
 from __future__ import annotations
 

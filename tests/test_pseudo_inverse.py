@@ -1,4 +1,4 @@
-"""Ben-Israel–Cohen and the other pseudo-inverse backends (MODELS.md §6.4, §12 items 10, 13)."""
+"""Ben-Israel–Cohen and the other pseudo-inverse backends (docs/models/gpm.md; float64 properties)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_ridge_tends_to_pinv_and_exact_is_pinv() -> None:
 
 
 def test_paper_alpha_under_inverts_a_square_gaussian() -> None:
-    """MODELS.md §6.4: α = 5e-4, 7 steps on a 32×32 Gaussian is far from the true pinv."""
+    """The public code's setting: α = 5e-4, 7 steps on a 32×32 Gaussian is far from the true pinv."""
     a = gaussian(32, 32, seed=0)
     truncated = ben_israel_cohen(a, 5e-4, 7)
     exact = torch.linalg.pinv(a)
