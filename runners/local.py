@@ -277,7 +277,24 @@ def run_local(
 ) -> PoolReport:
     """The ``--runner local`` backend (``resources`` already validated by :func:`check_local`)."""
     slots = check_local(resources, device_count)
-    return LocalPool(slots, includes=includes).run(runs)
+    return LocalPool(slots, includes=includes).run(interleave_trainings(runs))
+
+
+def interleave_trainings(runs: Sequence[PlannedRun]) -> list[PlannedRun]:
+    """Order runs round-robin over their training runs (first evaluation of every model first), so
+    parallel workers train different models instead of waiting on one model's training lock."""
+    from runners.training import training_id
+
+    queues: dict[str | None, list[PlannedRun]] = {}
+    for run in runs:
+        key = training_id(run.spec) if run.spec.train_config else None
+        queues.setdefault(key, []).append(run)
+    ordered: list[PlannedRun] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
 
 
 def check_local(resources: LocalResources, device_count: int | None = None) -> list[str | None]:
@@ -286,4 +303,13 @@ def check_local(resources: LocalResources, device_count: int | None = None) -> l
     return gpu_slots(resources.gpus, resources.workers, count, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
-__all__ = ["LocalPool", "LocalResources", "PoolReport", "check_local", "gpu_slots", "local_resources", "run_local"]
+__all__ = [
+    "LocalPool",
+    "LocalResources",
+    "PoolReport",
+    "check_local",
+    "gpu_slots",
+    "interleave_trainings",
+    "local_resources",
+    "run_local",
+]

@@ -293,3 +293,17 @@ def test_two_workers_evaluating_one_model_train_it_once(tmp_path: Path) -> None:
     assert len(results) == 2 and len({r["training_run"] for r in results}) == 1
     assert sorted(r["start_step"] for r in results) == [0, 40]
     assert len(list((out / "tiny" / "_training").iterdir())) == 1
+
+
+def test_runs_are_interleaved_over_their_training_runs(tmp_path: Path) -> None:
+    from runners.dispatch import PlannedRun
+    from runners.local import interleave_trainings
+    from runners.suite import load_suite
+
+    path = tiny_suite(tmp_path, {"gpm": {"memory_size": 4}, "vae": {}})
+    suite = yaml.safe_load(path.read_text())
+    suite["benchmarks"] = {"elbo": {"max_episodes": 2}, "generation": {"max_episodes": 2}}
+    path.write_text(yaml.safe_dump(suite))
+    runs = [PlannedRun(spec, tmp_path / spec.run_id, "start") for spec in load_suite(path).runs]
+    assert [r.spec.memory for r in runs] == ["gpm", "gpm", "vae", "vae"]
+    assert [r.spec.memory for r in interleave_trainings(runs)] == ["gpm", "vae", "gpm", "vae"]
