@@ -40,7 +40,7 @@ from benchmarks.datasets import ImageSplit
 from benchmarks.datasets import create as create_dataset
 from benchmarks.episodes import fixed_episodes, random_episodes
 from benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout, public_test_loss
-from benchmarks.throughput import parse_overrides
+from benchmarks.throughput import add_override_argument, parse_overrides
 
 SIDES = ("reference", "ours")
 
@@ -78,14 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "random episodes (benchmarks.episodes.random_episodes)",
     )
     parser.add_argument("--save-dir", default=None, help="save both trained state dicts here (for later scoring)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override of our gpm's config, value parsed as YAML (repeatable)",
-    )
+    add_override_argument(parser, "override of our gpm's config, value parsed as YAML")
     return parser
 
 

@@ -41,7 +41,7 @@ import torch
 import memories
 from benchmarks.artifacts import atomic_write_csv
 from benchmarks.runtime import memory_call, peak_memory_mb, summarize, time_calls
-from benchmarks.throughput import parse_overrides
+from benchmarks.throughput import add_override_argument, parse_overrides
 from benchmarks.trainer import pick_device
 
 
@@ -58,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-peak", dest="peak", action="store_false", help="skip the peak-memory call")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="model config override, value parsed as YAML (repeatable)")  # fmt: skip
+    add_override_argument(parser, "model config override, value parsed as YAML")
     grid = parser.add_argument_group("grid mode (each point in a fresh subprocess)")
     grid.add_argument("--grid", action="store_true", help="measure every memory × T × K combination")
     grid.add_argument("--memories", default="gpm,dkm,km", help="comma-separated models (default gpm,dkm,km)")

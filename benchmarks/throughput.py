@@ -45,17 +45,17 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
+def add_override_argument(parser: argparse.ArgumentParser, help: str = "model config override") -> None:
+    """The speed scripts' repeatable ``--set KEY=VALUE`` (read back with :func:`parse_overrides`)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{help} (repeatable)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--memory", default="gpm", help="registered memory model name (default: gpm)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model config override, value parsed as YAML (repeatable)",
-    )
+    add_override_argument(parser, "model config override, value parsed as YAML")
     parser.add_argument("--episodes", type=int, default=32, help="B: episodes per step (default 32)")
     parser.add_argument("--episode-length", type=int, default=32, help="T: images per episode (default 32)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")

@@ -11,6 +11,7 @@ The heavier end-to-end variants (real processes killed at random points, two con
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,26 @@ def leftovers(out: Path) -> list[Path]:
     temps = list(out.rglob("*.tmp"))
     empty = [p for p in out.glob("*/*") if p.is_dir() and p.name != "_training" and not (p / "spec.json").exists()]
     return temps + empty
+
+
+@contextlib.contextmanager
+def disk_full_at(monkeypatch: pytest.MonkeyPatch, fault_at: int) -> Iterator[list[int]]:
+    """The disk fills up at the ``fault_at``-th file write (every write is fsynced) and stays full;
+    yields ``[writes attempted]``."""
+    writes = [0]
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        writes[0] += 1
+        if writes[0] >= fault_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    try:
+        yield writes
+    finally:
+        monkeypatch.setattr(os, "fsync", real_fsync)
 
 
 # ---------------------------------------------------------------------------- damaged results trees
@@ -306,22 +328,11 @@ def test_disk_full_at_any_write_is_one_line_and_a_rerun_completes(
 ) -> None:
     suite = write_suite(tmp_path)
     out = tmp_path / "results"
-    calls = 0
-    real_fsync = os.fsync
-
-    def full_disk(fd: int) -> None:  # the disk fills up at the fault_at-th write and stays full
-        nonlocal calls
-        calls += 1
-        if calls >= fault_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_disk)
-    code = run(suite, out)
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    with disk_full_at(monkeypatch, fault_at) as writes:
+        code = run(suite, out)
     captured = capsys.readouterr()
-    if calls < fault_at:
-        pytest.skip(f"the suite made only {calls} writes")
+    if writes[0] < fault_at:
+        pytest.skip(f"the suite made only {writes[0]} writes")
     assert code == 1 and captured.err.count("\n") == 1, captured.err
     assert "No space left on device" in captured.err and "Traceback" not in captured.err
     assert leftovers(out) == [], leftovers(out)
@@ -358,19 +369,8 @@ def test_disk_full_while_reporting_is_one_line_and_leaves_nothing_half_written(
 ) -> None:
     good_run(tmp_path / "results" / "tiny", "vae", 0, 90.0)
     out = tmp_path / "report"
-    calls = 0
-    real_fsync = os.fsync
-
-    def full_disk(fd: int) -> None:
-        nonlocal calls
-        calls += 1
-        if calls >= fault_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_disk)
-    code = main(["report", str(tmp_path / "results"), "--out", str(out)])
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    with disk_full_at(monkeypatch, fault_at):
+        code = main(["report", str(tmp_path / "results"), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
     assert not list(out.rglob("*.tmp")) and not list(out.glob(".report-staging-*"))
