@@ -58,7 +58,6 @@ from benchmarks.episodes import fixed_episodes
 from benchmarks.figures import Panel, image_grid, line_figure
 from benchmarks.metrics import mean_and_stderr, success, success_threshold, wrong_pixels
 from memories.configuration import require
-from memories.likelihoods import Reconstruction
 from memories.protocol import ACCEPT_RULES, MemoryModel
 
 STEPS_FILE = "denoising_steps.csv"
@@ -139,17 +138,11 @@ def strip_level(levels: tuple[float, ...]) -> float:
     return float(levels[len(levels) // 2])
 
 
-def feed_back(model: MemoryModel, reconstruction: Reconstruction, threshold: float | None) -> Tensor:
-    """A step's output image, exactly as ``iterative_read`` feeds it back: the decoder mean,
-    binarized at ``threshold`` for binary data."""
-    return model.fed_back(reconstruction, threshold)
-
-
 def read_trajectory(
     model: MemoryModel, queries: Tensor, state: Any, steps: int, threshold: float | None, accept: str = "always"
 ) -> list[Tensor]:
     """Output images of ``steps`` iterative reads of ``queries`` ``[B, Tq, C, H, W]`` (one per step)."""
-    return [feed_back(model, r, threshold) for r in model.iterative_read(queries, state, steps, threshold, accept)]
+    return [model.fed_back(r, threshold) for r in model.iterative_read(queries, state, steps, threshold, accept)]
 
 
 def corrupted_queries(

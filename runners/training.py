@@ -187,9 +187,10 @@ def obtain_trained_model(
             )
         snapshot = snapshot_path(directory, config.steps)
         if snapshot.is_file() and _load_snapshot(snapshot, model, device):
-            outcome_start, time_s, curve = config.steps, 0.0, _saved_curve(directory, device)
+            saved = _newest_checkpoint(directory, device) or {}
+            outcome_start, time_s, curve = config.steps, 0.0, list(saved.get("curve", []))
         else:
-            reached = _checkpoint_step(directory, device)
+            reached = int((_newest_checkpoint(directory, device) or {}).get("step", 0))
             if reached > config.steps:
                 raise TrainingBlockedError(
                     f"blocked: training run {identifier} is at step {reached}, past train.steps={config.steps}, "
@@ -235,16 +236,15 @@ def obtain_trained_model(
 def _load_snapshot(path: Path, model: MemoryModel, device: torch.device) -> bool:
     """Load the weights saved at one step count; a damaged snapshot is set aside with a warning
     (False: the weights are rebuilt from the checkpoints, retraining if need be)."""
-    initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols: the error, if any, says enough
             warnings.simplefilter("ignore")
-            model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+            weights = torch.load(path, map_location=device, weights_only=True)["model"]
     except Exception as error:
-        model.load_state_dict(initial)
         os.replace(path, path.with_name(path.name + ".damaged"))
         warn(f"{path}: damaged weights ({describe_load_error(error)}); rebuilding them from the checkpoints")
         return False
+    model.load_state_dict(weights)
     model.to(device)
     return True
 
@@ -257,16 +257,6 @@ def _newest_checkpoint(directory: Path, device: torch.device) -> dict[str, Any] 
         except Exception:
             continue
     return None
-
-
-def _checkpoint_step(directory: Path, device: torch.device) -> int:
-    saved = _newest_checkpoint(directory, device)
-    return int(saved["step"]) if saved is not None else 0
-
-
-def _saved_curve(directory: Path, device: torch.device) -> list[dict[str, float]]:
-    saved = _newest_checkpoint(directory, device)
-    return list(saved.get("curve", [])) if saved is not None else []
 
 
 def _record(directory: Path, spec: RunSpec, state: str, **fields: Any) -> None:
