@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/memorybench run configs/quick.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check memories benchmarks runners reports tests memorybench.py
-	$(BIN)/ruff format --check memories benchmarks runners reports tests memorybench.py
+	$(BIN)/ruff check memories benchmarks runners reports tests
+	$(BIN)/ruff format --check memories benchmarks runners reports tests
 	$(BIN)/mypy
 
 test: lint

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmarks.datasets import ImageDataset
-from memories.configuration import require
-from memories.protocol import MemoryModel
-from memories.registry import Registry
+from memorybench.benchmarks.datasets import ImageDataset
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import MemoryModel
+from memorybench.memories.registry import Registry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,23 +57,73 @@ class BenchmarkContext:
     progress: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Metric:
+    """One measured number: its name, value and unit, the direction that is better, its standard
+    error when the benchmark has one (data, never a ``_stderr`` name suffix), and the tags saying
+    which setting it was measured at (data, never slash-encoded in the name), e.g.
+    ``Metric("success_rate", 0.2, "fraction", True, tags={"T": 16, "noise": "salt_pepper", "level": 0.1})``."""
+
+    name: str
     value: float
     unit: str = ""
     higher_is_better: bool = False
+    stderr: float | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class BenchmarkOutcome:
-    """Metrics (flat name -> :class:`Metric`), the protocol followed, and files written."""
+    """What a benchmark measured: metrics, the protocol followed, files written, figures declared.
 
-    metrics: dict[str, Metric] = field(default_factory=dict)
+    ``figures`` declares the charts a report should draw from this run's files (see
+    :class:`Figure`); a benchmark never draws line charts itself, only image artifacts.
+    """
+
+    metrics: list[Metric] = field(default_factory=list)
     protocol: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
 
-    def add(self, name: str, value: float, unit: str = "", higher_is_better: bool = False) -> None:
-        self.metrics[name] = Metric(float(value), unit, higher_is_better)
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str = "",
+        higher_is_better: bool = False,
+        *,
+        stderr: float | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        self.metrics.append(
+            Metric(
+                name, float(value), unit, higher_is_better, None if stderr is None else float(stderr), dict(tags or {})
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart (or an image artifact) a report draws for this benchmark, declared as data.
+
+    ``kind="line"``: one chart per dataset from ``file`` (a CSV this run wrote) over all runs of the
+    benchmark: ``x`` against ``y``, one line per memory (runs of several seeds pooled, with a band
+    of ``error`` columns when given), one panel per value of ``facet``. ``kind="image"``: ``file``
+    is a PNG the benchmark wrote, shown as it is, one per run.
+    """
+
+    name: str  # unique within the benchmark, e.g. "hamming_per_step"
+    kind: str  # "line" or "image"
+    file: str  # a file in the run directory
+    title: str = ""
+    x: str = ""
+    y: str = ""
+    error: str = ""  # column with the standard error of y ("" for none)
+    facet: str = ""  # column splitting the chart into panels ("" for one panel)
+    xlabel: str = ""
+    ylabel: str = ""
+    lower_is_better: bool | None = None  # said in the y label when known
+    integer_x: bool = False  # integer ticks (steps, lengths)
 
 
 class Benchmark:
@@ -98,13 +148,13 @@ BENCHMARKS: Registry[type[Benchmark]] = Registry(
     "benchmark",
     "memorybench.benchmarks",
     builtin_modules=(
-        "benchmarks.elbo",
-        "benchmarks.denoising",
-        "benchmarks.generation",
-        "benchmarks.capacity",
-        "benchmarks.retrieval",
-        "benchmarks.energy",
-        "benchmarks.runtime",
+        "memorybench.benchmarks.elbo",
+        "memorybench.benchmarks.denoising",
+        "memorybench.benchmarks.generation",
+        "memorybench.benchmarks.capacity",
+        "memorybench.benchmarks.retrieval",
+        "memorybench.benchmarks.energy",
+        "memorybench.benchmarks.runtime",
     ),
 )
 register_benchmark = BENCHMARKS.register

@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -50,15 +50,15 @@ from benchmarks.base import (
     require_lengths,
     require_split,
 )
-from benchmarks.corruptions import corruption_seed, format_level, salt_and_pepper
-from benchmarks.datasets import ImageSplit
-from benchmarks.denoising import read_trajectory
-from benchmarks.episodes import fixed_episodes
-from benchmarks.figures import Panel, image_grid, line_figure
-from benchmarks.metrics import mean_and_stderr, nll_scale, success, wrong_pixels
-from memories.configuration import require
-from memories.likelihoods import Reconstruction
-from memories.protocol import MemoryModel
+from memorybench.benchmarks.corruptions import corruption_seed, format_level, salt_and_pepper
+from memorybench.benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.denoising import read_trajectory
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.figures import Panel, image_grid, line_figure
+from memorybench.benchmarks.metrics import mean_and_stderr, nll_scale, success, wrong_pixels
+from memorybench.memories.configuration import require
+from memorybench.memories.likelihoods import Reconstruction
+from memorybench.memories.protocol import MemoryModel
 
 LENGTHS_FILE = "capacity.csv"
 HUGE_FILE = "capacity_huge_denoising.csv"

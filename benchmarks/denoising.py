@@ -13,7 +13,7 @@ per-pixel mode, is the default (measurements in docs/models/gpm.md). Errors are 
 for binary data (pixels with |error| > ``pixel_tolerance`` for 8-bit data). A query succeeds when
 at most ⌊``success_fraction``·pixels⌋ pixels are wrong after the last step (7 of 784 at 1 %).
 
-The corruptions (:mod:`benchmarks.corruptions`) are seeded per (T, noise, level) from
+The corruptions (:mod:`memorybench.benchmarks.corruptions`) are seeded per (T, noise, level) from
 ``episode_seed``, so every model of a suite answers exactly the same queries (paired results).
 One memory is written per episode batch and all corrupted variants are read from it.
 
@@ -43,8 +43,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -53,12 +53,12 @@ from benchmarks.base import (
     require_lengths,
     require_split,
 )
-from benchmarks.corruptions import CORRUPTIONS, corrupt, corruption_seed, format_level
-from benchmarks.episodes import fixed_episodes
-from benchmarks.figures import Panel, image_grid, line_figure
-from benchmarks.metrics import mean_and_stderr, success, success_threshold, wrong_pixels
-from memories.configuration import require
-from memories.protocol import ACCEPT_RULES, MemoryModel
+from memorybench.benchmarks.corruptions import CORRUPTIONS, corrupt, corruption_seed, format_level
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.figures import Panel, image_grid, line_figure
+from memorybench.benchmarks.metrics import mean_and_stderr, success, success_threshold, wrong_pixels
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import ACCEPT_RULES, MemoryModel
 
 STEPS_FILE = "denoising_steps.csv"
 ACCEPT_MEANING = {

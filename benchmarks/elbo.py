@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -31,9 +31,9 @@ from benchmarks.base import (
     register_benchmark,
     require_split,
 )
-from benchmarks.episodes import fixed_episodes
-from benchmarks.metrics import clustered_stderr, mean_and_stderr, nll_scale
-from memories.configuration import require
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.metrics import clustered_stderr, mean_and_stderr, nll_scale
+from memorybench.memories.configuration import require
 
 EPISODES_FILE = "elbo_episodes.csv"
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import torch
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -35,12 +35,12 @@ from benchmarks.base import (
     register_benchmark,
     require_split,
 )
-from benchmarks.corruptions import corrupt, corruption_seed, format_level
-from benchmarks.denoising import read_trajectory
-from benchmarks.episodes import fixed_episodes
-from benchmarks.figures import Panel, line_figure
-from benchmarks.metrics import mean_and_stderr, quantiles, wrong_pixels
-from memories.configuration import require
+from memorybench.benchmarks.corruptions import corrupt, corruption_seed, format_level
+from memorybench.benchmarks.denoising import read_trajectory
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.figures import Panel, line_figure
+from memorybench.benchmarks.metrics import mean_and_stderr, quantiles, wrong_pixels
+from memorybench.memories.configuration import require
 
 STEPS_FILE = "energy_steps.csv"
 QUERIES_FILE = "energy_queries.csv"

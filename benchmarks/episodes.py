@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.datasets import ImageSplit
 
 
 class EpisodeLengthError(ValueError):

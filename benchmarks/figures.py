@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from benchmarks.artifacts import atomic_write_bytes
+from memorybench.benchmarks.artifacts import atomic_write_bytes
 
 PAD = 2  # pixels between grid cells
 BACKGROUND = 0.55  # grey between cells, distinct from black and white pixels

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -39,11 +39,11 @@ from benchmarks.base import (
     register_benchmark,
     require_split,
 )
-from benchmarks.episodes import fixed_episodes
-from benchmarks.figures import histogram_figure, image_grid
-from benchmarks.metrics import nearest, quantiles, success_threshold
-from memories.configuration import require
-from memories.protocol import MemoryModel
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.figures import histogram_figure, image_grid
+from memorybench.benchmarks.metrics import nearest, quantiles, success_threshold
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import MemoryModel
 
 SAMPLES_FILE = "generation_samples.csv"
 GRID_FILE = "generation_samples.png"

@@ -14,7 +14,7 @@ permutation, chunks of T, ``episode_seed`` 1234):
 - ours through the suite's own path: ``model.eval()``, mean of ``model.neg_elbo(...).cond`` over
   the same episodes in batches of ``--eval-batch`` episodes.
 
-    python -m benchmarks.gpm_parity --data-root DATA --steps 3000 --eval-every 500
+    python -m memorybench.benchmarks.gpm_parity --data-root DATA --steps 3000 --eval-every 500
 
 ``--set key=value`` changes our model's config (e.g. ``--set network=reference_groupnorm``, the
 public code's layout, with which ours matches the reference; docs/models/gpm_parity.md); ``--only
@@ -35,18 +35,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import memories
-from benchmarks.datasets import ImageSplit
-from benchmarks.datasets import create as create_dataset
-from benchmarks.episodes import fixed_episodes, random_episodes
-from benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout, public_test_loss
-from benchmarks.throughput import add_override_argument, parse_overrides
+from memorybench import memories
+from memorybench.benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.datasets import create as create_dataset
+from memorybench.benchmarks.episodes import fixed_episodes, random_episodes
+from memorybench.benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout, public_test_loss
+from memorybench.benchmarks.throughput import add_override_argument, parse_overrides
 
 SIDES = ("reference", "ours")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpm_parity", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m memorybench.benchmarks.gpm_parity", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--data-root", default=None, help="data root holding binarized_mnist/ (default: $MEMORYBENCH_DATA)"
     )

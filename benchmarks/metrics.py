@@ -12,8 +12,8 @@ import math
 import torch
 from torch import Tensor
 
-from memories.likelihoods import nats_to_bits_per_dim
-from memories.protocol import MemoryModel
+from memorybench.memories.likelihoods import nats_to_bits_per_dim
+from memorybench.memories.protocol import MemoryModel
 
 
 def hamming(images: Tensor, targets: Tensor) -> Tensor:

@@ -1,13 +1,13 @@
 """A trainable re-creation of the public GPM code (docs/models/gpm_parity.md).
 
 Our own re-creation from the description of the public code (no code of it is reproduced). It is
-the anchor of ``python -m benchmarks.gpm_parity``, which trains it beside the suite's ``gpm`` in
-``code_compat`` mode on the same episodes, and ``python -m benchmarks.throughput
+the anchor of ``python -m memorybench.benchmarks.gpm_parity``, which trains it beside the suite's ``gpm`` in
+``code_compat`` mode on the same episodes, and ``python -m memorybench.benchmarks.throughput
 --compare-reference`` times its training step beside ours. It is not a registered model: the
 suite never evaluates it. What it re-creates:
 
 - networks (official ``cnn_resnet.py`` layout, shared as ``network: reference`` in
-  :mod:`memories.networks`): encoder 3 × [conv 4×4 stride 2 pad 2 (16 ch) + basic residual block
+  :mod:`memorybench.memories.networks`): encoder 3 × [conv 4×4 stride 2 pad 2 (16 ch) + basic residual block
   (3×3 conv + BatchNorm, ReLU, 3×3 conv + BatchNorm, identity shortcut)] → flatten (16·5·5 = 400)
   → linear → C; decoder 4 × [transposed conv (kernels 4, 4, 3, 4; 1×1 → 4 → 8 → 15 → 28) + basic
   residual block], the last block at 1 channel, sigmoid output; PyTorch's default initialisation;
@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from memories.networks import NetworkConfig, ReferenceDecoder, ReferenceEncoder
+from memorybench.memories.networks import NetworkConfig, ReferenceDecoder, ReferenceEncoder
 
 NOISE_STD = 0.5  # σ_ξ of all four noises
 ALPHA_CLAMP = 5e-4  # min(exp(p), 5e-4): the effective α of every Ben-Israel–Cohen call

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -30,11 +30,11 @@ from benchmarks.base import (
     require_lengths,
     require_split,
 )
-from benchmarks.episodes import fixed_episodes
-from benchmarks.figures import histogram_figure
-from benchmarks.metrics import cosine_similarity, quantiles
-from memories.configuration import require
-from memories.protocol import MemoryModel
+from memorybench.benchmarks.episodes import fixed_episodes
+from memorybench.benchmarks.figures import histogram_figure
+from memorybench.benchmarks.metrics import cosine_similarity, quantiles
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import MemoryModel
 
 ITEMS_FILE = "retrieval_items.csv"
 FIGURE_FILE = "retrieval_cosine.png"

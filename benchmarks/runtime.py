@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.artifacts import atomic_write_csv
-from benchmarks.base import (
+from memorybench.benchmarks.artifacts import atomic_write_csv
+from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
@@ -44,10 +44,10 @@ from benchmarks.base import (
     register_benchmark,
     require_lengths,
 )
-from benchmarks.figures import Panel, line_figure
-from benchmarks.throughput import model_step
-from memories.configuration import require
-from memories.protocol import LatentMemory, MemoryModel
+from memorybench.benchmarks.figures import Panel, line_figure
+from memorybench.benchmarks.throughput import model_step
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import LatentMemory, MemoryModel
 
 CSV_FILE = "runtime.csv"
 FIGURE_FILE = "runtime.png"

@@ -4,10 +4,10 @@ One training step = forward ``model.loss(episode).total`` + backward + grad-norm
 (with weight decay) on random binary episodes ``[B, T, 1, 28, 28]``; the images per step are
 B·T. Warm-up steps run first, then N steps are timed one by one and the median is reported.
 
-    python -m benchmarks.throughput --memory gpm --episodes 32 --episode-length 32 --steps 20 \\
+    python -m memorybench.benchmarks.throughput --memory gpm --episodes 32 --episode-length 32 --steps 20 \\
         --compare-reference --profile
 
-``--compare-reference`` times :mod:`benchmarks.reference_gpm` (a re-creation of the public GPM
+``--compare-reference`` times :mod:`memorybench.benchmarks.reference_gpm` (a re-creation of the public GPM
 code's training step) in the same run, alternating steps with ours so both see the same machine
 state, and prints the speed-up. ``--profile`` prints where the time of a few extra steps goes
 (torch.profiler, operators sorted by self CPU time). The last line of the output is always one
@@ -27,8 +27,8 @@ from typing import Any
 import torch
 import yaml
 
-import memories
-from benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout
+from memorybench import memories
+from memorybench.benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout
 
 IMAGE_SHAPE = (1, 28, 28)
 EPISODE_POOL = 4  # distinct random episodes cycled through (no RNG cost inside the timed loop)
@@ -53,7 +53,9 @@ def add_override_argument(parser: argparse.ArgumentParser, help: str = "model co
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m memorybench.benchmarks.throughput", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--memory", default="gpm", help="registered memory model name (default: gpm)")
     add_override_argument(parser, "model config override, value parsed as YAML")
     parser.add_argument("--episodes", type=int, default=32, help="B: episodes per step (default 32)")

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmarks.artifacts import atomic_torch_save, atomic_write_csv
-from benchmarks.datasets import ImageSplit
-from benchmarks.episodes import fixed_episodes, random_episodes
-from memories.configuration import require
-from memories.protocol import MemoryModel
+from memorybench.benchmarks.artifacts import atomic_torch_save, atomic_write_csv
+from memorybench.benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.episodes import fixed_episodes, random_episodes
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import MemoryModel
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the newest is damaged

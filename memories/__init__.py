@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from memories.configuration import ConfigError, from_mapping
-from memories.protocol import LatentMemory, LossTerms, MemoryModel, ModelConfig, NegELBO
-from memories.registry import Registry, RegistryError
+from memorybench.memories.configuration import ConfigError, from_mapping
+from memorybench.memories.protocol import LatentMemory, LossTerms, MemoryModel, ModelConfig, NegELBO
+from memorybench.memories.registry import Registry, RegistryError
 
-BUILTIN_MODELS = ("memories.vae", "memories.gpm", "memories.km", "memories.dkm", "memories.kanerva_pp")
+BUILTIN_MODELS = (
+    "memorybench.memories.vae",
+    "memorybench.memories.gpm",
+    "memorybench.memories.km",
+    "memorybench.memories.dkm",
+    "memorybench.memories.kanerva_pp",
+)
 
 MEMORIES: Registry[type[MemoryModel]] = Registry("memory", "memorybench.memories", builtin_modules=BUILTIN_MODELS)
 register_memory = MEMORIES.register

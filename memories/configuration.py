@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from memories.registry import suggest
+from memorybench.memories.registry import suggest
 
 C = TypeVar("C")
 

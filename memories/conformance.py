@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-import memories
-from memories.protocol import MemoryModel
+from memorybench import memories
+from memorybench.memories.protocol import MemoryModel
 
 B, T, N_SAMPLES = 3, 4, 2
 

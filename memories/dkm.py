@@ -49,9 +49,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from memories import register_memory
-from memories.configuration import require
-from memories.gaussian_memory import (
+from memorybench.memories import register_memory
+from memorybench.memories.configuration import require
+from memorybench.memories.gaussian_memory import (
     DiagonalMatrixNormalPrior,
     MatrixNormalState,
     address,
@@ -59,8 +59,8 @@ from memories.gaussian_memory import (
     rank_one_write,
     sample_matrix_normal,
 )
-from memories.kl import diagonal_gaussian_kl
-from memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
+from memorybench.memories.kl import diagonal_gaussian_kl
+from memorybench.memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from memories.linalg import cholesky_with_jitter, ridge_pseudo_inverse, symmetrize
+from memorybench.memories.linalg import cholesky_with_jitter, ridge_pseudo_inverse, symmetrize
 
 DIAGONAL_CLIP = (1e-6, 1e10)  # DKM module's bounds on diag(U) after each rank-1 write (§4.3)
 ADDRESSINGS = ("ridge", "dkm_tf_compat")

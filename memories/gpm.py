@@ -31,10 +31,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from memories import register_memory
-from memories.configuration import require
-from memories.linalg import PSEUDO_INVERSES, pseudo_inverse
-from memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
+from memorybench.memories import register_memory
+from memorybench.memories.configuration import require
+from memorybench.memories.linalg import PSEUDO_INVERSES, pseudo_inverse
+from memorybench.memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
 
 CODE_COMPAT_ALPHA = 5e-4  # the reference code's effective α (a Python min() clamps it)
 PAPER_ALPHA = 1e-3  # the paper's α for binarized data (Appendix C)

@@ -50,11 +50,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from memories import register_memory
-from memories.configuration import require
-from memories.kl import LOG_VAR_RANGE, diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
-from memories.likelihoods import Reconstruction
-from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+from memorybench.memories import register_memory
+from memorybench.memories.configuration import require
+from memorybench.memories.kl import (
+    LOG_VAR_RANGE,
+    diagonal_gaussian_head,
+    diagonal_gaussian_kl,
+    reparameterize,
+    standard_normal_kl,
+)
+from memorybench.memories.likelihoods import Reconstruction
+from memorybench.memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
 KEY_SIZE = 3  # (scale, x-shift, y-shift)
 

@@ -45,18 +45,18 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from memories import register_memory
-from memories.configuration import require
-from memories.gaussian_memory import (
+from memorybench.memories import register_memory
+from memorybench.memories.configuration import require
+from memorybench.memories.gaussian_memory import (
     DiagonalMatrixNormalPrior,
     MatrixNormalState,
     batch_write,
     per_image_terms,
     sample_matrix_normal,
 )
-from memories.kl import diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
-from memories.likelihoods import Reconstruction
-from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+from memorybench.memories.kl import diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
+from memorybench.memories.likelihoods import Reconstruction
+from memorybench.memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,7 @@ activations; the decoder mirrors it with transposed convolutions. GroupNorm repl
 so an evaluation number never depends on which episodes share a batch.
 An MLP option serves quick runs and non-image plugins. The ``reference`` option is the layout of
 the public GPM code (BatchNorm, ReLU, basic residual blocks, 28×28 images only), for parity with
-that code (``python -m benchmarks.gpm_parity``, docs/models/gpm_parity.md);
+that code (``python -m memorybench.benchmarks.gpm_parity``, docs/models/gpm_parity.md);
 ``reference_groupnorm`` is the same layout with GroupNorm, so its scores do not depend on which
 episodes share a batch.
 """
@@ -99,7 +99,7 @@ class ConvDecoder(nn.Module):
     full resolution. That full-resolution stage (a 16-channel transposed convolution to 28×28,
     GroupNorm, swish and a 3×3 convolution, run twice per GPM step) was two thirds of a GPM
     training step on a 2-core CPU: 0.65 s → 0.22 s per 1,024-image step
-    (``python -m benchmarks.throughput --compare-reference --profile``).
+    (``python -m memorybench.benchmarks.throughput --compare-reference --profile``).
     """
 
     def __init__(self, in_features: int, image_shape: tuple[int, int, int], param_channels: int, config: NetworkConfig):

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from memories.configuration import require
-from memories.likelihoods import LIKELIHOODS, Bernoulli, PointMass, Reconstruction
-from memories.networks import NETWORKS, NetworkConfig, apply_to_items, build_decoder, build_encoder
+from memorybench.memories.configuration import require
+from memorybench.memories.likelihoods import LIKELIHOODS, Bernoulli, PointMass, Reconstruction
+from memorybench.memories.networks import NETWORKS, NetworkConfig, apply_to_items, build_decoder, build_encoder
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from memories import register_memory
-from memories.kl import diagonal_gaussian_head, reparameterize, standard_normal_kl
-from memories.likelihoods import Reconstruction
-from memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
+from memorybench.memories import register_memory
+from memorybench.memories.kl import diagonal_gaussian_head, reparameterize, standard_normal_kl
+from memorybench.memories.likelihoods import Reconstruction
+from memorybench.memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.load import Results
+from memorybench.reports.load import Results
 
 CONFIDENCE = 0.95
 GROUP = ["suite", "model", "memory_class", "dataset", "benchmark", "metric", "unit", "higher_is_better"]

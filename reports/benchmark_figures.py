@@ -15,8 +15,8 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from reports.figures import Figure, palette, pick, save, slug
-from reports.load import Results
+from memorybench.reports.figures import Figure, palette, pick, save, slug
+from memorybench.reports.load import Results
 
 
 def benchmark_csv(results: Results, benchmark: str, *required: str) -> pd.DataFrame:

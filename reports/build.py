@@ -32,14 +32,14 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.artifacts import atomic_write_bytes, atomic_write_text
-from reports import benchmark_figures, figures, paper_tables
-from reports.aggregate import aggregate, paired_differences
-from reports.html import ReportContent, render_html, render_markdown
-from reports.load import Results, load_results
-from reports.reconstructions import reconstruction_grids
-from reports.reference import load_reference
-from reports.tables import RENDERERS, Table
+from memorybench.benchmarks.artifacts import atomic_write_bytes, atomic_write_text
+from memorybench.reports import benchmark_figures, figures, paper_tables
+from memorybench.reports.aggregate import aggregate, paired_differences
+from memorybench.reports.html import ReportContent, render_html, render_markdown
+from memorybench.reports.load import Results, load_results
+from memorybench.reports.reconstructions import reconstruction_grids
+from memorybench.reports.reference import load_reference
+from memorybench.reports.tables import RENDERERS, Table
 
 FORMATS = ("md", "html", "latex", "csv")
 TABLE_EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}

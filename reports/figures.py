@@ -3,7 +3,7 @@
 Every figure function takes the loaded results and the output folder and returns the figures it
 made — an empty list when the benchmark files it needs are absent (a partial results tree is
 normal). Models keep one colour across all figures. Raw per-step files are read from the run
-directories (``train_curve.csv``, benchmark CSVs); only current runs (:mod:`reports.load`) count.
+directories (``train_curve.csv``, benchmark CSVs); only current runs (:mod:`memorybench.reports.load`) count.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from reports.load import Results
-from reports.paper_tables import metric_label
+from memorybench.reports.load import Results
+from memorybench.reports.paper_tables import metric_label
 
 DPI = 130
 MAX_CURVE_POINTS = 400  # long training curves are averaged into this many bins per run

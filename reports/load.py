@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.artifacts import read_json
-from runners.results import (
+from memorybench.benchmarks.artifacts import read_json
+from memorybench.runners.results import (
     RESULT_FILE,
     RESULT_SCHEMA_VERSION,
     SPEC_FILE,

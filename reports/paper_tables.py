@@ -15,8 +15,8 @@ import re
 
 import pandas as pd
 
-from reports.reference import Reference
-from reports.tables import (
+from memorybench.reports.reference import Reference
+from memorybench.reports.tables import (
     FAILED,
     MISSING,
     NOT_APPLICABLE,

@@ -17,8 +17,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from reports.figures import Figure, save, slug
-from reports.load import Results
+from memorybench.reports.figures import Figure, save, slug
+from memorybench.reports.load import Results
 
 ITEMS = 8  # images per row
 
@@ -77,10 +77,10 @@ def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
     """(data ``[n, C, H, W]``, read-out means ``[n, C, H, W]``) of the run's first test episode."""
     import torch
 
-    import benchmarks.datasets as datasets
-    import memories
-    from benchmarks.episodes import fixed_episodes
-    from runners.suite import RunSpec
+    import memorybench.benchmarks.datasets as datasets
+    from memorybench import memories
+    from memorybench.benchmarks.episodes import fixed_episodes
+    from memorybench.runners.suite import RunSpec
 
     spec = RunSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
     key = json.dumps([spec.dataset, spec.data_root, spec.dataset_config], sort_keys=True, default=str)
@@ -96,7 +96,7 @@ def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
     try:
         saved = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # damaged weights: say so without torch's advice to unpickle them
-        from benchmarks.trainer import describe_load_error
+        from memorybench.benchmarks.trainer import describe_load_error
 
         raise ValueError(f"{weights}: unreadable weights ({describe_load_error(error)})") from None
     try:
@@ -118,7 +118,7 @@ def _reconstruct(run_dir: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
 def _draw(rows: list[tuple[str, Any]], out: Path, stem: str, title: str) -> None:
     import torch
 
-    from benchmarks.figures import compose_grid
+    from memorybench.benchmarks.figures import compose_grid
 
     grid = compose_grid(torch.stack([images for _, images in rows]))  # [R, n, C, H, W] -> RGB array
     height = rows[0][1].shape[-2] + 2

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import benchmarks.datasets as datasets
-import memories
-from benchmarks.datasets import DataMissingError
-from benchmarks.episodes import EpisodeLengthError, check_episode_length
-from memories.configuration import ConfigError
-from memories.registry import suggest
+import memorybench.benchmarks.datasets as datasets
+from memorybench import memories
+from memorybench.benchmarks.datasets import DataMissingError
+from memorybench.benchmarks.episodes import EpisodeLengthError, check_episode_length
+from memorybench.memories.configuration import ConfigError
+from memorybench.memories.registry import suggest
 
 RESOURCE_SECTIONS = ("local", "slurm")  # one per backend that takes resources
 MAX_NAME_BYTES = 100  # suite names and memory labels become parts of directory names (255 bytes at most)
@@ -39,8 +39,8 @@ def check_path_name(value: Any, key: str, what: str) -> str:
 
 def check_resources(resources: Any) -> dict[str, Any]:
     """``resources:`` validated for every backend as the equivalent flags would be (nothing is probed)."""
-    from runners.local import local_resources
-    from runners.slurm import slurm_resources
+    from memorybench.runners.local import local_resources
+    from memorybench.runners.slurm import slurm_resources
 
     if resources is None:
         return {}

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.datasets import DataMissingError
-from memories.configuration import ConfigError
-from memories.registry import Registry, RegistryError, import_user_module
-from runners.results import STATES, is_storage_error
+from memorybench.benchmarks.datasets import DataMissingError
+from memorybench.memories.configuration import ConfigError
+from memorybench.memories.registry import Registry, RegistryError, import_user_module
+from memorybench.runners.results import STATES, is_storage_error
 
 if TYPE_CHECKING:
-    from runners.dispatch import PlannedRun
+    from memorybench.runners.dispatch import PlannedRun
 
 EXIT_USAGE = 2
 
@@ -46,9 +46,9 @@ REGISTRIES = ("memories", "datasets", "benchmarks")
 
 
 def _registry(kind: str) -> Registry[Any]:
-    from benchmarks.base import BENCHMARKS
-    from benchmarks.datasets import DATASETS
-    from memories import MEMORIES
+    from memorybench.benchmarks.base import BENCHMARKS
+    from memorybench.benchmarks.datasets import DATASETS
+    from memorybench.memories import MEMORIES
 
     registries: dict[str, Registry[Any]] = {"memories": MEMORIES, "datasets": DATASETS, "benchmarks": BENCHMARKS}
     return registries[kind]
@@ -118,8 +118,8 @@ def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
     Returns the backend's validated resources (None for inline); raises one-line errors for an
     unknown runner, a flag of another runner, bad values, GPUs this machine lacks, or no sbatch.
     """
-    from memories.registry import suggest
-    from runners.checks import RESOURCE_SECTIONS
+    from memorybench.memories.registry import suggest
+    from memorybench.runners.checks import RESOURCE_SECTIONS
 
     if args.runner not in RUNNERS:
         raise UsageError(
@@ -138,13 +138,13 @@ def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
     if args.runner != "slurm" and slurm_given:
         raise UsageError(f"{slurm_given[0]} applies only to --runner slurm")
     if args.runner == "local":
-        from runners.local import check_local, local_resources
+        from memorybench.runners.local import check_local, local_resources
 
         local = local_resources(resources.get("local"), args.workers, args.gpus)
         check_local(local)
         return local
     if args.runner == "slurm":
-        from runners.slurm import check_slurm, slurm_resources
+        from memorybench.runners.slurm import check_slurm, slurm_resources
 
         slurm = slurm_resources(resources.get("slurm"), {key: getattr(args, key) for key in SLURM_FLAGS}, args.sbatch)
         check_slurm(slurm)
@@ -153,10 +153,10 @@ def resolve_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runners.dispatch import plan_runs, prepare, run_inline
-    from runners.results import suite_dir as make_suite_dir
-    from runners.status import settle
-    from runners.suite import load_suite
+    from memorybench.runners.dispatch import plan_runs, prepare, run_inline
+    from memorybench.runners.results import suite_dir as make_suite_dir
+    from memorybench.runners.status import settle
+    from memorybench.runners.suite import load_suite
 
     suite = load_suite(args.config, args.set, args.data_root)
     out = Path(args.out)
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if counts["skip_failed"]:
             print("  (failed runs are retried only with --retry-failed)")
         if args.runner == "slurm":
-            from runners.slurm import cluster_max_array_size, describe
+            from memorybench.runners.slurm import cluster_max_array_size, describe
 
             print(describe(resources, sum(run.will_run for run in planned), cluster_max_array_size()))
         return 0
@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.runner == "slurm":
         return _run_slurm(args, planned, todo, resources, suite_dir, suite.name, includes, suite.note)
     if args.runner == "local":
-        from runners.local import run_local
+        from memorybench.runners.local import run_local
 
         run_local(todo, resources, includes)
     else:
@@ -216,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _finish_run(suite_dir: Path, planned: list[PlannedRun], note: str = "") -> int:
     """Summary table from the run directories (and the suite's note); exit status 1 when any run failed."""
-    from runners.summary import markdown, write_summary
+    from memorybench.runners.summary import markdown, write_summary
 
     table = write_summary(suite_dir, [run.run_dir for run in planned], note)
     print()
@@ -238,7 +238,7 @@ def _run_slurm(
     includes: list[str],
     note: str = "",
 ) -> int:
-    from runners.slurm import SubmissionError, submit, wait
+    from memorybench.runners.slurm import SubmissionError, submit, wait
 
     if todo:
         try:
@@ -300,18 +300,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from benchmarks.base import BENCHMARKS
-    from memories.configuration import as_dict, from_mapping
-    from runners.dispatch import classify
-    from runners.execute import execute_run
-    from runners.results import SPEC_FILE, RunBusyError, read_result
-    from runners.suite import RunSpec, apply_overrides
-    from runners.summary import markdown, summary_table
-    from runners.training import TRAINING_DIR, evaluation_spec, training_dir
+    from memorybench.benchmarks.base import BENCHMARKS
+    from memorybench.memories.configuration import as_dict, from_mapping
+    from memorybench.runners.dispatch import classify
+    from memorybench.runners.execute import execute_run
+    from memorybench.runners.results import SPEC_FILE, RunBusyError, read_result
+    from memorybench.runners.suite import RunSpec, apply_overrides
+    from memorybench.runners.summary import markdown, summary_table
+    from memorybench.runners.training import TRAINING_DIR, evaluation_spec, training_dir
 
     source = Path(args.run_dir)
     if (source / SPEC_FILE).is_file():  # an evaluation run: evaluate the model it evaluated
-        from benchmarks.artifacts import read_json
+        from memorybench.benchmarks.artifacts import read_json
 
         spec = RunSpec.from_dict(read_json(source / SPEC_FILE) or {})
         source = training_dir(source.parent, spec)
@@ -365,7 +365,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from runners.status import collect, status_json, status_table, summary_line
+    from memorybench.runners.status import collect, status_json, status_table, summary_line
 
     root = Path(args.results_dir)
     if not root.is_dir():
@@ -397,8 +397,8 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- validate
 def cmd_validate(args: argparse.Namespace) -> int:
-    import memories
-    from memories.conformance import run_checks
+    from memorybench import memories
+    from memorybench.memories.conformance import run_checks
 
     names = args.memory or memories.available()
     for name in names:
@@ -422,8 +422,8 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.build import build_report, parse_formats
-    from reports.load import ResultsError
+    from memorybench.reports.build import build_report, parse_formats
+    from memorybench.reports.load import ResultsError
 
     try:
         formats = parse_formats(args.format)

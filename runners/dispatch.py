@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.base import BENCHMARKS
-from runners.execute import execute_run, prepare_run_dir, treat_sigterm_as_interrupt
-from runners.results import (
+from memorybench.benchmarks.base import BENCHMARKS
+from memorybench.runners.execute import execute_run, prepare_run_dir, treat_sigterm_as_interrupt
+from memorybench.runners.results import (
     RESULT_FILE,
     STATUS_FILE,
     RunBusyError,
@@ -23,8 +23,8 @@ from runners.results import (
     run_lock,
     write_status,
 )
-from runners.suite import RunSpec
-from runners.training import clear_training_failure, has_checkpoint, training_dir
+from memorybench.runners.suite import RunSpec
+from memorybench.runners.training import clear_training_failure, has_checkpoint, training_dir
 
 ACTIONS = ("skip", "skip_failed", "active", "resume", "start", "retry")  # active: still queued/running elsewhere
 

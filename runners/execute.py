@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-import benchmarks.datasets as datasets
-import memories
-from benchmarks.artifacts import atomic_write_json
-from benchmarks.base import BENCHMARKS, BenchmarkContext
-from benchmarks.trainer import TrainConfig, pick_device
-from memories.configuration import from_mapping
-from runners.results import (
+import memorybench.benchmarks.datasets as datasets
+from memorybench import memories
+from memorybench.benchmarks.artifacts import atomic_write_json
+from memorybench.benchmarks.base import BENCHMARKS, BenchmarkContext, Metric
+from memorybench.benchmarks.trainer import TrainConfig, pick_device
+from memorybench.memories.configuration import from_mapping
+from memorybench.runners.results import (
     LOG_FILE,
     RESULT_FILE,
     RESULT_SCHEMA_VERSION,
@@ -40,8 +40,8 @@ from runners.results import (
     status_record,
     write_status,
 )
-from runners.suite import RunSpec
-from runners.training import obtain_trained_model, training_id
+from memorybench.runners.suite import RunSpec
+from memorybench.runners.training import obtain_trained_model, training_id
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -232,10 +232,15 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     return {
         "status": "done",
         **extra,
-        "metrics": {name: metric.value for name, metric in evaluated.metrics.items()},
-        "units": {name: metric.unit for name, metric in evaluated.metrics.items()},
-        "higher_is_better": {name: metric.higher_is_better for name, metric in evaluated.metrics.items()},
+        # Interim flat view (the schema module replaces this): a metric's tags rejoin its name.
+        "metrics": {legacy_name(m): m.value for m in evaluated.metrics},
+        "units": {legacy_name(m): m.unit for m in evaluated.metrics},
+        "higher_is_better": {legacy_name(m): m.higher_is_better for m in evaluated.metrics},
         "protocol": evaluated.protocol,
         "files": evaluated.files,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def legacy_name(metric: Metric) -> str:
+    return "/".join([metric.name, *(str(v) for v in metric.tags.values())])

@@ -1,6 +1,6 @@
 """The local backend: a pool of N worker processes on one machine, optionally one job per GPU.
 
-Each run executes in its own process (``python -m runners.worker RUN_DIR``), so a crash, an OOM
+Each run executes in its own process (``python -m memorybench.runners.worker RUN_DIR``), so a crash, an OOM
 kill or ``kill -9`` loses that run only: the pool records it as interrupted (``status.json``
 naming the signal and the log; a plain rerun resumes it) and starts the next one. At most N runs are
 in flight; the rest wait in the parent, which hands a run to a worker slot only when the slot is
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks.artifacts import read_json
-from memories.configuration import ConfigError, from_mapping, require
-from runners.dispatch import PlannedRun
-from runners.execute import record_interrupted
-from runners.results import LOG_FILE, RESULT_FILE, STATUS_FILE, write_status
-from runners.worker import EXIT_BUSY
+from memorybench.benchmarks.artifacts import read_json
+from memorybench.memories.configuration import ConfigError, from_mapping, require
+from memorybench.runners.dispatch import PlannedRun
+from memorybench.runners.execute import record_interrupted
+from memorybench.runners.results import LOG_FILE, RESULT_FILE, STATUS_FILE, write_status
+from memorybench.runners.worker import EXIT_BUSY
 
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -119,9 +119,11 @@ def worker_command(run: PlannedRun, includes: Sequence[str] = ()) -> list[str]:
     user's directory is never imported by a worker (``-m`` would put it first). The worker keeps
     the user's directory as its own, so relative data roots still resolve."""
     if sys.version_info >= (3, 11):
-        command = [sys.executable, "-P", "-m", "runners.worker", str(run.run_dir)]
+        command = [sys.executable, "-P", "-m", "memorybench.runners.worker", str(run.run_dir)]
     else:  # no -P: drop the '' entry -c puts first, then run the module
-        start = "import runpy, sys; sys.path.pop(0); runpy.run_module('runners.worker', run_name='__main__')"
+        start = (
+            "import runpy, sys; sys.path.pop(0); runpy.run_module('memorybench.runners.worker', run_name='__main__')"
+        )
         command = [sys.executable, "-c", start, str(run.run_dir)]
     for module in includes:
         command += ["--include", module]
@@ -283,7 +285,7 @@ def run_local(
 def interleave_trainings(runs: Sequence[PlannedRun]) -> list[PlannedRun]:
     """Order runs round-robin over their training runs (first evaluation of every model first), so
     parallel workers train different models instead of waiting on one model's training lock."""
-    from runners.training import training_id
+    from memorybench.runners.training import training_id
 
     queues: dict[str | None, list[PlannedRun]] = {}
     for run in runs:

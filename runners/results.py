@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.artifacts import atomic_write_json
+from memorybench.benchmarks.artifacts import atomic_write_json
 
 RESULT_SCHEMA_VERSION = 1
 SPEC_FILE, STATUS_FILE, RESULT_FILE, LOG_FILE = "spec.json", "status.json", "result.json", "run.log"

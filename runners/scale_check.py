@@ -1,11 +1,11 @@
-"""How long ``status`` and aggregation take on a large results tree: ``python -m runners.scale_check``.
+"""How long ``status`` and aggregation take on a large results tree: ``python -m memorybench.runners.scale_check``.
 
 Writes N synthetic run directories shaped like real ones (spec, status, result with metrics, a
 checkpoint, curves, a log, and submitit's four files per job in ``_slurm_logs/``), 90 % done, 5 %
 failed, 3 % running, 2 % pending, then times each way of reading them back. Nothing is trained;
 the numbers measure file-system reads and the Python on top. Example (the README's figures)::
 
-    python -m runners.scale_check --runs 3000
+    python -m memorybench.runners.scale_check --runs 3000
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runners.results import RESULT_SCHEMA_VERSION
+from memorybench.runners.results import RESULT_SCHEMA_VERSION
 
 MEMORIES = ("vae", "km", "dkm", "kanerva_pp", "gpm")
 
@@ -128,7 +128,9 @@ def timed(label: str, action: Callable[[], Any], rows: list[tuple[str, float, st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.scale_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m memorybench.runners.scale_check", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=3000, help="synthetic run directories (default 3000)")
     parser.add_argument("--dir", default=None, help="where to write them (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
@@ -136,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, float, str]] = []
     try:
         suite_dir = timed(f"write {args.runs} synthetic run directories", lambda: synthetic_tree(root, args.runs), rows)
-        from runners.results import run_directories
-        from runners.status import collect, status_json, status_table
-        from runners.summary import write_summary
+        from memorybench.runners.results import run_directories
+        from memorybench.runners.status import collect, status_json, status_table
+        from memorybench.runners.summary import write_summary
 
         run_dirs = timed("find run directories (rglob spec.json)", lambda: run_directories(root), rows)
         views = timed("status: read and probe every run", lambda: collect(root), rows)
@@ -149,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
         try:
-            from reports.aggregate import aggregate
-            from reports.load import load_results
+            from memorybench.reports.aggregate import aggregate
+            from memorybench.reports.load import load_results
 
             results = timed("reports: load_results (long-format metrics)", lambda: load_results(root), rows)
             timed("reports: aggregate over seeds", lambda: aggregate(results.current_metrics), rows)
         except ImportError as error:
             rows.append(("reports: not available", 0.0, str(error)))
-        command = [sys.executable, "-m", "runners.cli", "status", str(root), "--json"]
+        command = [sys.executable, "-m", "memorybench.runners.cli", "status", str(root), "--json"]
         done = timed(
             "`memorybench status --json` end to end (new process)",
             lambda: subprocess.run(command, capture_output=True),

@@ -29,11 +29,11 @@ from typing import Any
 
 import submitit
 
-from benchmarks.artifacts import read_json
-from memories.configuration import ConfigError, from_mapping, require
-from runners.dispatch import PlannedRun
-from runners.results import RESULT_FILE, STATUS_FILE, now, run_lock, write_status
-from runners.suite import RunSpec
+from memorybench.benchmarks.artifacts import read_json
+from memorybench.memories.configuration import ConfigError, from_mapping, require
+from memorybench.runners.dispatch import PlannedRun
+from memorybench.runners.results import RESULT_FILE, STATUS_FILE, now, run_lock, write_status
+from memorybench.runners.suite import RunSpec
 
 LOG_DIR = "_slurm_logs"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize (indices 0..1000)
@@ -250,8 +250,8 @@ class SlurmRun(submitit.helpers.Checkpointable):
         self.includes = tuple(includes)
 
     def __call__(self) -> dict[str, Any]:
-        from memories.registry import import_user_module
-        from runners.execute import execute_run
+        from memorybench.memories.registry import import_user_module
+        from memorybench.runners.execute import execute_run
 
         for module in self.includes:
             import_user_module(module)
@@ -259,7 +259,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         existing = read_json(run_dir / RESULT_FILE)
         if existing is not None:  # finished by an earlier attempt: never run twice
             return {"run_id": self.spec.run_id, "status": existing.get("status"), "skipped": True}
-        from runners.results import RunBusyError
+        from memorybench.runners.results import RunBusyError
 
         try:
             with run_lock(run_dir):  # another job or process running it now: leave it alone
@@ -361,7 +361,7 @@ def wait(run_dirs: Sequence[Path], poll_s: float = 15.0, echo: Callable[[str], N
     Runs whose job vanished without a result (OOM kill, node failure, cancelled) are recorded as
     failed on the way, with what squeue/sacct said about the job.
     """
-    from runners.status import probe, record_lost, summary_line
+    from memorybench.runners.status import probe, record_lost, summary_line
 
     live = sys.stdout.isatty()
     last = ""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runners.results import (
+from memorybench.runners.results import (
     RESULT_FILE,
     STATES,
     STATUS_FILE,
@@ -32,7 +32,7 @@ from runners.results import (
 )
 
 if TYPE_CHECKING:
-    from runners.dispatch import PlannedRun
+    from memorybench.runners.dispatch import PlannedRun
 
 COUNTED = STATES
 # squeue states of a job that still holds or waits for resources (everything else has ended).
@@ -204,7 +204,7 @@ def _mark_lost(view: RunView, reason: str) -> None:
 
 def record_lost(views: Iterable[RunView]) -> int:
     """Record every lost run as interrupted (see :func:`runners.execute.record_interrupted`)."""
-    from runners.execute import record_interrupted
+    from memorybench.runners.execute import record_interrupted
 
     recorded = 0
     for view in views:
@@ -220,7 +220,7 @@ def settle(planned: Sequence[PlannedRun], retry_failed: bool = False, record: bo
     twice); runs whose process or job died without a result are *interrupted* — recorded as such
     unless ``record`` is False (``--dry-run``) — and resumed (no ``--retry-failed`` needed: only
     runs that raised are failed)."""
-    from runners.dispatch import classify
+    from memorybench.runners.dispatch import classify
 
     candidates = [run.run_dir for run in planned if run.will_run and (run.run_dir / STATUS_FILE).is_file()]
     views = {view.run_dir: view for view in probe(candidates)}

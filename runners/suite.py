@@ -1,7 +1,7 @@
 """Suite files: YAML → validated :class:`Suite` → frozen :class:`RunSpec`\\ s.
 
 A suite is a grid of memories × datasets × benchmarks × seeds. Everything is validated here (and
-in :mod:`runners.checks`), before any work starts: the file itself (UTF-8, no duplicate keys, no
+in :mod:`memorybench.runners.checks`), before any work starts: the file itself (UTF-8, no duplicate keys, no
 YAML aliases), unknown names and keys, wrong types, impossible values, missing or damaged data
 files and episode lengths larger than a split all fail with a one-line :class:`ConfigError`.
 
@@ -21,14 +21,14 @@ from typing import Any
 
 import yaml
 
-import benchmarks.datasets as datasets
-import memories
-from benchmarks.base import BENCHMARKS
-from benchmarks.datasets import DataMissingError
-from benchmarks.trainer import TrainConfig
-from memories.configuration import ConfigError, as_dict, from_mapping
-from memories.registry import RegistryError, suggest
-from runners.checks import check_benchmarks_fit, check_datasets, check_path_name, check_resources
+import memorybench.benchmarks.datasets as datasets
+from memorybench import memories
+from memorybench.benchmarks.base import BENCHMARKS
+from memorybench.benchmarks.datasets import DataMissingError
+from memorybench.benchmarks.trainer import TrainConfig
+from memorybench.memories.configuration import ConfigError, as_dict, from_mapping
+from memorybench.memories.registry import RegistryError, suggest
+from memorybench.runners.checks import check_benchmarks_fit, check_datasets, check_path_name, check_resources
 
 SUITE_KEYS = (
     "name",

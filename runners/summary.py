@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.artifacts import atomic_write_text
-from runners.results import read_result, run_state
+from memorybench.benchmarks.artifacts import atomic_write_text
+from memorybench.runners.results import read_result, run_state
 
 ID_COLUMNS = ["memory", "dataset", "benchmark", "seed", "status"]
 

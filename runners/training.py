@@ -36,12 +36,20 @@ from typing import Any
 
 import torch
 
-from benchmarks.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
-from benchmarks.datasets import ImageDataset
-from benchmarks.trainer import CURVE, TrainConfig, checkpoint_files, describe_load_error, load_checkpoint, train, warn
-from memories.protocol import MemoryModel
-from runners.results import is_storage_error, now
-from runners.suite import RunSpec
+from memorybench.benchmarks.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
+from memorybench.benchmarks.datasets import ImageDataset
+from memorybench.benchmarks.trainer import (
+    CURVE,
+    TrainConfig,
+    checkpoint_files,
+    describe_load_error,
+    load_checkpoint,
+    train,
+    warn,
+)
+from memorybench.memories.protocol import MemoryModel
+from memorybench.runners.results import is_storage_error, now
+from memorybench.runners.suite import RunSpec
 
 TRAINING_DIR = "_training"
 TRAINING_FILE = "training.json"

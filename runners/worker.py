@@ -1,4 +1,4 @@
-"""One run in a fresh process: ``python -m runners.worker RUN_DIR [--include MODULE_OR_FILE ...]``.
+"""One run in a fresh process: ``python -m memorybench.runners.worker RUN_DIR [--include MODULE_OR_FILE ...]``.
 
 The local pool starts one of these per run (a crash, OOM kill or ``kill -9`` takes down this run
 only). The run is read from ``RUN_DIR/spec.json`` — the spec is all a worker receives — and
@@ -18,19 +18,19 @@ EXIT_BUSY = 75  # another process holds the run's lock: it is running this run (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m memorybench.runners.worker", description=__doc__)
     parser.add_argument("run_dir", help="a run directory prepared by `memorybench run` (holds spec.json)")
     parser.add_argument("--include", action="append", default=[], help="plugin module or .py file to import first")
     args = parser.parse_args(argv)
-    from runners.execute import treat_sigterm_as_interrupt
+    from memorybench.runners.execute import treat_sigterm_as_interrupt
 
     treat_sigterm_as_interrupt()
 
-    from benchmarks.artifacts import read_json
-    from memories.registry import import_user_module
-    from runners.execute import execute_run
-    from runners.results import SPEC_FILE, RunBusyError
-    from runners.suite import RunSpec
+    from memorybench.benchmarks.artifacts import read_json
+    from memorybench.memories.registry import import_user_module
+    from memorybench.runners.execute import execute_run
+    from memorybench.runners.results import SPEC_FILE, RunBusyError
+    from memorybench.runners.suite import RunSpec
 
     for module in args.include:
         import_user_module(module)

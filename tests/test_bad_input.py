@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runners.cli import main
+from memorybench.runners.cli import main
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -208,7 +208,7 @@ INCLUDE_CASES = [
     ("exits", "import sys\nsys.exit(3)\n", "importing it raised SystemExit: 3"),
     (
         "duplicate-registration",
-        "from memories import register_memory\nfrom memories.vae import VAE\n"
+        "from memorybench.memories import register_memory\nfrom memorybench.memories.vae import VAE\n"
         "@register_memory('gpm')\nclass Fake(VAE):\n    pass\n",
         "already registered",
     ),
@@ -524,10 +524,10 @@ def test_every_case_count() -> None:
 def test_benchmark_settings_are_checked_against_the_images() -> None:
     """Settings that depend on the images (a denoising block larger than the image) are refused
     before running, through the config's ``check_image_shape`` hook."""
-    import benchmarks.datasets as datasets
-    from benchmarks.denoising import DenoisingConfig
-    from memories.configuration import ConfigError
-    from runners.checks import check_benchmarks_fit
+    import memorybench.benchmarks.datasets as datasets
+    from memorybench.benchmarks.denoising import DenoisingConfig
+    from memorybench.memories.configuration import ConfigError
+    from memorybench.runners.checks import check_benchmarks_fit
 
     digits = {"digits": datasets.create("digits")}
     with pytest.raises(ConfigError, match=r"benchmarks.denoising: block 40 is larger .* \(dataset 'digits'\)"):

@@ -16,14 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-import memories
-from benchmarks.base import BENCHMARKS, BenchmarkContext
-from benchmarks.capacity import CapacityBenchmark, CapacityConfig, chunked_items, extrapolate, resolve_lengths
-from benchmarks.datasets import create as create_dataset
-from benchmarks.runtime import peak_memory_mb
-from memories.configuration import ConfigError, from_mapping
-from runners.execute import execute_run
-from runners.suite import build_suite, load_yaml
+from memorybench import memories
+from memorybench.benchmarks.base import BENCHMARKS, BenchmarkContext
+from memorybench.benchmarks.capacity import (
+    CapacityBenchmark,
+    CapacityConfig,
+    chunked_items,
+    extrapolate,
+    resolve_lengths,
+)
+from memorybench.benchmarks.datasets import create as create_dataset
+from memorybench.benchmarks.runtime import peak_memory_mb
+from memorybench.memories.configuration import ConfigError, from_mapping
+from memorybench.runners.execute import execute_run
+from memorybench.runners.suite import build_suite, load_yaml
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "benchmarks"
 PAPER_BENCHMARKS = ("elbo", "denoising", "generation", "capacity", "retrieval", "energy", "runtime")
@@ -311,7 +317,7 @@ def test_capacity_records_lengths_over_budget_as_skipped(tmp_path):
     rows = read_csv(tmp_path / "capacity.csv")
     assert [r["status"] for r in rows] == ["done", "skipped", "skipped"]
     assert rows[1]["reason"].startswith("skipped: predicted") and "shorter length" in rows[2]["reason"]
-    assert outcome.metrics["lengths_skipped"].value == 2
+    assert {m.name: m.value for m in outcome.metrics}["lengths_skipped"] == 2
 
 
 def test_peak_memory_counts_torch_allocations_on_cpu():
@@ -349,7 +355,7 @@ def test_bad_benchmark_settings_are_one_line_config_errors(benchmark, settings, 
 
 
 def test_a_bad_value_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
-    from runners.cli import main
+    from memorybench.runners.cli import main
 
     out = tmp_path / "results"
     code = main(
@@ -361,7 +367,7 @@ def test_a_bad_value_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
 
 
 def test_list_shows_every_benchmark(capsys):
-    from runners.cli import main
+    from memorybench.runners.cli import main
 
     assert main(["list", "benchmarks"]) == 0
     listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()}
@@ -370,7 +376,7 @@ def test_list_shows_every_benchmark(capsys):
 
 @pytest.mark.parametrize("benchmark", PAPER_BENCHMARKS)
 def test_quick_and_paper_configs_exist_and_validate(benchmark):
-    from runners.slurm import slurm_resources
+    from memorybench.runners.slurm import slurm_resources
 
     quick = build_suite(load_yaml(CONFIGS / f"{benchmark}_quick.yaml"))
     assert {run.memory_class for run in quick.runs} == FIVE_MODELS
@@ -385,7 +391,7 @@ def test_quick_and_paper_configs_exist_and_validate(benchmark):
 
 # ----------------------------------------------------------------------------- memory_ops
 def test_memory_ops_ends_with_one_json_line(capsys):
-    from benchmarks.memory_ops import main
+    from memorybench.benchmarks.memory_ops import main
 
     for name in ("gpm", "dkm", "km"):
         args = ["--memory", name, "--episode-length", "8", "--memory-size", "4", "--code-size", "8", "--batch", "2"]
@@ -399,7 +405,7 @@ def test_memory_ops_ends_with_one_json_line(capsys):
 
 
 def test_memory_ops_rejects_bad_values(capsys):
-    from benchmarks.memory_ops import main
+    from memorybench.benchmarks.memory_ops import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--memory", "gpm", "--episode-length", "0"])
@@ -416,7 +422,7 @@ def test_memory_ops_module_entry_point_runs_as_a_script():
 
     args = ["--memory", "gpm", "--episode-length", "16", "--memory-size", "8", "--code-size", "16", "--batch", "2"]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory_ops", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "memorybench.benchmarks.memory_ops", *args], capture_output=True, text=True, check=True
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["write_read_ms"] > 0 and result["peak_mb"] is not None
@@ -425,7 +431,7 @@ def test_memory_ops_module_entry_point_runs_as_a_script():
 @pytest.mark.slow
 @pytest.mark.parametrize("benchmark", PAPER_BENCHMARKS)
 def test_quick_config_runs_through_the_cli(benchmark, tmp_path, capsys):
-    from runners.cli import main
+    from memorybench.runners.cli import main
 
     shorter = ["--set", "train.steps=3"]
     if benchmark == "runtime":

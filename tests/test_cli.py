@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runners.cli import main
+from memorybench.runners.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-import memories
-from memories.conformance import CHECKS
+from memorybench import memories
+from memorybench.memories.conformance import CHECKS
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))

@@ -7,9 +7,9 @@ from functools import partial
 import pytest
 import torch
 
-import memories
-from memories import conformance
-from memories.gaussian_memory import (
+from memorybench import memories
+from memorybench.memories import conformance
+from memorybench.memories.gaussian_memory import (
     batch_write,
     diagonal_logdet_matrix_normal_kl,
     gram_regularised_addressing,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.base import BenchmarkContext
-from benchmarks.datasets import create as create_dataset
-from benchmarks.elbo import ELBOBenchmark, ELBOConfig
-from benchmarks.metrics import clustered_stderr, mean_and_stderr
-from memories.protocol import MemoryModel, ModelConfig, NegELBO
+from memorybench.benchmarks.base import BenchmarkContext
+from memorybench.benchmarks.datasets import create as create_dataset
+from memorybench.benchmarks.elbo import ELBOBenchmark, ELBOConfig
+from memorybench.benchmarks.metrics import clustered_stderr, mean_and_stderr
+from memorybench.memories.protocol import MemoryModel, ModelConfig, NegELBO
 
 
 class SharedNoiseStub(MemoryModel):
@@ -44,7 +44,7 @@ def evaluate(model: MemoryModel, run_dir: Path) -> tuple[dict[str, float], dict]
     outcome = ELBOBenchmark(ELBOConfig(batch_episodes=16)).run(
         BenchmarkContext(model=model, dataset=dataset, run_dir=run_dir, seed=0, device=torch.device("cpu"))
     )
-    return {name: metric.value for name, metric in outcome.metrics.items()}, outcome.protocol
+    return {"/".join([m.name, *map(str, m.tags.values())]): m.value for m in outcome.metrics}, outcome.protocol
 
 
 def test_clustered_stderr_reduces_to_the_usual_one_for_singleton_clusters() -> None:

@@ -29,11 +29,12 @@ import pytest
 import torch
 import yaml
 
-from runners.cli import main
-from runners.results import run_lock
+from memorybench.runners.cli import main
+from memorybench.runners.results import run_lock
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugins" / "runner_models.py"
+MEMORYBENCH_SCRIPT = str(Path(sys.executable).with_name("memorybench"))  # the installed console script
 TINY: dict[str, Any] = {
     "name": "tiny",
     "defaults": {"code_size": 4, "episode_length": 4, "network": "mlp", "hidden_size": 16},
@@ -185,7 +186,7 @@ def test_a_run_another_process_holds_is_skipped_not_run_twice(
     out = tmp_path / "results"
     assert run(suite, out, "--dry-run") == 0
     capsys.readouterr()
-    from runners.suite import load_suite
+    from memorybench.runners.suite import load_suite
 
     held = out / "tiny" / load_suite(suite).runs[0].run_id
     held.mkdir(parents=True)
@@ -201,8 +202,8 @@ def test_a_run_another_process_holds_is_skipped_not_run_twice(
 
 
 def test_a_run_finished_meanwhile_is_not_run_again(tmp_path: Path) -> None:
-    from runners.execute import execute_run
-    from runners.suite import load_suite
+    from memorybench.runners.execute import execute_run
+    from memorybench.runners.suite import load_suite
 
     spec = load_suite(write_suite(tmp_path)).runs[0]
     run_dir = tmp_path / "results" / "tiny" / spec.run_id
@@ -258,9 +259,9 @@ def test_a_run_whose_process_died_resumes_from_its_checkpoint(
 
 # ---------------------------------------------------------------------------- damaged checkpoints
 def _train(run_dir: Path, steps: int) -> Any:
-    import benchmarks.datasets as datasets
-    import memories
-    from benchmarks.trainer import TrainConfig, train
+    import memorybench.benchmarks.datasets as datasets
+    from memorybench import memories
+    from memorybench.benchmarks.trainer import TrainConfig, train
 
     torch.manual_seed(0)
     model = memories.create("vae", image_shape=(1, 28, 28), code_size=4, episode_length=4, network="mlp", hidden_size=8)
@@ -380,7 +381,7 @@ def test_disk_full_while_reporting_is_one_line_and_leaves_nothing_half_written(
 def test_a_failing_figure_is_in_the_output_and_the_exit_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reports import benchmark_figures
+    from memorybench.reports import benchmark_figures
 
     def broken(results: Any, out: Path) -> list[Any]:
         raise KeyError("hamming_mean")
@@ -414,8 +415,8 @@ def test_local_workers_never_import_modules_from_the_current_directory(
 # ---------------------------------------------------------------------------- the conformance kit
 BROKEN_MODEL = """
 import dataclasses
-from memories import register_memory
-from memories.vae import VAE
+from memorybench.memories import register_memory
+from memorybench.memories.vae import VAE
 
 @register_memory("zero_gradient_vae")
 class ZeroGradientVAE(VAE):
@@ -432,9 +433,9 @@ def test_conformance_kit_catches_a_broken_model_under_python_O(tmp_path: Path) -
     plugin.write_text(BROKEN_MODEL)
     script = (
         "import sys\n"
-        "from memories.registry import import_user_module\n"
+        "from memorybench.memories.registry import import_user_module\n"
         f"import_user_module({str(plugin)!r})\n"
-        "from memories.conformance import CHECKS, ConformanceError\n"
+        "from memorybench.memories.conformance import CHECKS, ConformanceError\n"
         "try:\n"
         "    CHECKS['backward']('zero_gradient_vae')\n"
         "except ConformanceError as error:\n"
@@ -450,7 +451,7 @@ def test_conformance_kit_catches_a_broken_model_under_python_O(tmp_path: Path) -
 # ---------------------------------------------------------------------------- real processes (slow)
 def _memorybench(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "memorybench", *args],
+        [MEMORYBENCH_SCRIPT, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

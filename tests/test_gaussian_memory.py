@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from memories.gaussian_memory import (
+from memorybench.memories.gaussian_memory import (
     DiagonalMatrixNormalPrior,
     MatrixNormalState,
     batch_write,
@@ -20,7 +20,7 @@ from memories.gaussian_memory import (
     ridge_addressing,
     sample_matrix_normal,
 )
-from memories.kl import diagonal_gaussian_kl
+from memorybench.memories.kl import diagonal_gaussian_kl
 
 DTYPE = torch.float64
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import torch
 
-import memories
-from memories.gpm import GPMConfig, PseudoInverseMemory
-from memories.linalg import ridge_pseudo_inverse
+from memorybench import memories
+from memorybench.memories.gpm import GPMConfig, PseudoInverseMemory
+from memorybench.memories.linalg import ridge_pseudo_inverse
 
 K, C = 32, 100
 

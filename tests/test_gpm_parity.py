@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import memories
-from benchmarks import gpm_parity
-from benchmarks.reference_gpm import ReferenceGPM, code_layout, public_test_loss
-from memories.configuration import ConfigError
-from memories.networks import NetworkConfig, build_decoder, build_encoder
+from memorybench import memories
+from memorybench.benchmarks import gpm_parity
+from memorybench.benchmarks.reference_gpm import ReferenceGPM, code_layout, public_test_loss
+from memorybench.memories.configuration import ConfigError
+from memorybench.memories.networks import NetworkConfig, build_decoder, build_encoder
 
 
 def test_reference_network_shapes() -> None:

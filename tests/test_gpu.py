@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import memories
-from memories.conformance import build, episode
+from memorybench import memories
+from memorybench.memories.conformance import build, episode
 
 pytestmark = pytest.mark.gpu
 
@@ -35,6 +35,6 @@ def test_model_runs_on_cuda_and_matches_cpu(name: str) -> None:
 
 @needs_cuda
 def test_trainer_picks_cuda_automatically() -> None:
-    from benchmarks.trainer import pick_device
+    from memorybench.benchmarks.trainer import pick_device
 
     assert pick_device().type == "cuda"

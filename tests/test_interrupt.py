@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+MEMORYBENCH_SCRIPT = str(Path(sys.executable).with_name("memorybench"))  # the installed console script
 PLUGIN = REPO / "tests" / "plugins" / "runner_models.py"
 
 
@@ -26,7 +27,7 @@ def test_sigterm_leaves_the_run_pending_and_the_rerun_resumes_it(tmp_path: Path)
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "memorybench", "--include", str(PLUGIN), "run", str(path), "--out", str(out)]
+    command = [MEMORYBENCH_SCRIPT, "--include", str(PLUGIN), "run", str(path), "--out", str(out)]
     process = subprocess.Popen([*command, "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(out.glob("stop/_training/*/checkpoint.pt")):

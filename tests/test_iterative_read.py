@@ -9,13 +9,13 @@ import tempfile
 import pytest
 import torch
 
-import memories
-from benchmarks.datasets import ImageSplit
-from benchmarks.datasets import create as create_dataset
-from benchmarks.metrics import hamming
-from benchmarks.trainer import TrainConfig, train
-from memories.conformance import small_settings
-from memories.protocol import binarize
+from memorybench import memories
+from memorybench.benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.datasets import create as create_dataset
+from memorybench.benchmarks.metrics import hamming
+from memorybench.benchmarks.trainer import TrainConfig, train
+from memorybench.memories.conformance import small_settings
+from memorybench.memories.protocol import binarize
 
 # The K++-style grid and KM's heads need their own small sizes beyond the conformance kit's.
 EXTRA_SMALL = {"hidden_size": 16, "address_size": 4, "head_hidden_size": 8, "grid_channels": 4, "grid_size": 4}

@@ -7,10 +7,10 @@ from functools import partial
 import pytest
 import torch
 
-import memories
-from memories import conformance
-from memories.kanerva_pp import key_to_affine, place_blocks, read_blocks
-from memories.kl import diagonal_gaussian_head
+from memorybench import memories
+from memorybench.memories import conformance
+from memorybench.memories.kanerva_pp import key_to_affine, place_blocks, read_blocks
+from memorybench.memories.kl import diagonal_gaussian_head
 
 DTYPE = torch.float64
 IMAGE = (1, 8, 8)

@@ -7,10 +7,9 @@ from functools import partial
 import pytest
 import torch
 
-import memories
-import memories.kl
-from memories import conformance
-from memories.gaussian_memory import rank_one_write, sample_matrix_normal
+from memorybench import memories
+from memorybench.memories import conformance
+from memorybench.memories.gaussian_memory import rank_one_write, sample_matrix_normal
 
 DTYPE = torch.float64
 IMAGE = (1, 8, 8)

@@ -7,9 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from memories.kl import diagonal_gaussian_kl, standard_normal_kl
-from memories.likelihoods import Bernoulli, LogisticMixture, nats_to_bits_per_dim
-from memories.protocol import binarize
+from memorybench.memories.kl import diagonal_gaussian_kl, standard_normal_kl
+from memorybench.memories.likelihoods import Bernoulli, LogisticMixture, nats_to_bits_per_dim
+from memorybench.memories.protocol import binarize
 
 
 def test_bernoulli_log_prob_sums_pixels_from_logits() -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memories.configuration import ConfigError
-from runners.cli import main
-from runners.dispatch import PlannedRun
-from runners.local import LocalPool, gpu_slots, parse_gpus
-from runners.suite import RunSpec
+from memorybench.memories.configuration import ConfigError
+from memorybench.runners.cli import main
+from memorybench.runners.dispatch import PlannedRun
+from memorybench.runners.local import LocalPool, gpu_slots, parse_gpus
+from memorybench.runners.suite import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugins" / "runner_models.py"
@@ -223,7 +223,7 @@ def test_status_reports_a_run_whose_process_died_and_a_plain_rerun_resumes_it(
     assert main(["run", str(suite), "--out", str(out), "--dry-run"]) == 0
     capsys.readouterr()
     # A run directory left "running" by a process that no longer exists (e.g. a SIGKILLed inline run).
-    from runners.suite import load_suite
+    from memorybench.runners.suite import load_suite
 
     spec = load_suite(suite).runs[0]
     run_dir = out / "tiny" / spec.run_id
@@ -296,9 +296,9 @@ def test_two_workers_evaluating_one_model_train_it_once(tmp_path: Path) -> None:
 
 
 def test_runs_are_interleaved_over_their_training_runs(tmp_path: Path) -> None:
-    from runners.dispatch import PlannedRun
-    from runners.local import interleave_trainings
-    from runners.suite import load_suite
+    from memorybench.runners.dispatch import PlannedRun
+    from memorybench.runners.local import interleave_trainings
+    from memorybench.runners.suite import load_suite
 
     path = tiny_suite(tmp_path, {"gpm": {"memory_size": 4}, "vae": {}})
     suite = yaml.safe_load(path.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memories.linalg import ben_israel_cohen, pseudo_inverse, ridge_pseudo_inverse, safe_bic_alpha
+from memorybench.memories.linalg import ben_israel_cohen, pseudo_inverse, ridge_pseudo_inverse, safe_bic_alpha
 
 
 def gaussian(m: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -90,7 +90,7 @@ def test_unknown_method_is_rejected() -> None:
 
 
 def test_cholesky_jitter_only_touches_the_failing_matrices() -> None:
-    from memories.linalg import cholesky_with_jitter
+    from memorybench.memories.linalg import cholesky_with_jitter
 
     good = gaussian(4, 6, seed=2)
     spd = torch.stack([good @ good.mT, torch.zeros(4, 4, dtype=torch.float64)])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.cli import main
+from memorybench.runners.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = Path(__file__).parent / "baselines" / "quick_regression.json"

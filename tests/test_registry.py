@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import memories
-from memories.registry import Registry, RegistryError, import_user_module
+from memorybench import memories
+from memorybench.memories.registry import Registry, RegistryError, import_user_module
 
 
 def test_unknown_name_suggests_and_lists_choices() -> None:
@@ -64,8 +64,8 @@ def test_include_imports_a_model_file_that_registers_itself(tmp_path: Path) -> N
     plugin.write_text(
         textwrap.dedent(
             '''
-            from memories import register_memory
-            from memories.vae import VAE
+            from memorybench.memories import register_memory
+            from memorybench.memories.vae import VAE
 
             @register_memory("my_vae_copy_for_test")
             class MyVAE(VAE):

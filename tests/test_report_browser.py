@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import pytest
 from test_reports import write_synthetic_tree
 
-from reports.build import build_report
+from memorybench.reports.build import build_report
 
 ARTIFACTS = Path(os.environ.get("MEMORYBENCH_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
 FLAGS = [

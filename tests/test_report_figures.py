@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reports.benchmark_figures import FIGURES
-from runners.cli import main
+from memorybench.reports.benchmark_figures import FIGURES
+from memorybench.runners.cli import main
 
 SUITE = {
     "name": "figures",

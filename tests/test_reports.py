@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.aggregate import aggregate, paired_differences, t_interval
-from reports.build import build_report, parse_formats
-from reports.load import convert_result, load_results
-from reports.paper_tables import nelbo_table, table_datasets
-from reports.reference import load_reference
-from reports.tables import Cell, Column, Table, latex_escape, mark_best, to_csv, to_latex, to_markdown
-from runners.cli import main
+from memorybench.reports.aggregate import aggregate, paired_differences, t_interval
+from memorybench.reports.build import build_report, parse_formats
+from memorybench.reports.load import convert_result, load_results
+from memorybench.reports.paper_tables import nelbo_table, table_datasets
+from memorybench.reports.reference import load_reference
+from memorybench.reports.tables import Cell, Column, Table, latex_escape, mark_best, to_csv, to_latex, to_markdown
+from memorybench.runners.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}  # Student t 97.5 % quantiles

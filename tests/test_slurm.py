@@ -24,9 +24,9 @@ import pytest
 import submitit
 import yaml
 
-from memories.configuration import ConfigError
-from runners.cli import main
-from runners.slurm import (
+from memorybench.memories.configuration import ConfigError
+from memorybench.runners.cli import main
+from memorybench.runners.slurm import (
     SlurmRun,
     chunks,
     parse_mem_gb,
@@ -34,7 +34,7 @@ from runners.slurm import (
     sbatch_parameters,
     slurm_resources,
 )
-from runners.suite import RunSpec
+from memorybench.runners.suite import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = str(REPO / "tests" / "plugins" / "runner_models.py")

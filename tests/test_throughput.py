@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import throughput
+from memorybench.benchmarks import throughput
 
 TINY = [
     "--set",

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import memories
-from benchmarks.datasets import create
-from benchmarks.episodes import EpisodeLengthError, fixed_episodes, random_episodes
-from benchmarks.trainer import DivergenceError, TrainConfig, train
-from memories.protocol import LossTerms
-from runners.execute import execute_run
-from runners.suite import build_suite
+from memorybench import memories
+from memorybench.benchmarks.datasets import create
+from memorybench.benchmarks.episodes import EpisodeLengthError, fixed_episodes, random_episodes
+from memorybench.benchmarks.trainer import DivergenceError, TrainConfig, train
+from memorybench.memories.protocol import LossTerms
+from memorybench.runners.execute import execute_run
+from memorybench.runners.suite import build_suite
 
 SETTINGS = {"code_size": 4, "episode_length": 4, "network": "mlp", "hidden_size": 16}
 
@@ -60,7 +60,7 @@ def test_a_failing_run_is_recorded_not_raised(tmp_path: Path, monkeypatch: pytes
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr("runners.training.train", explode)
+    monkeypatch.setattr("memorybench.runners.training.train", explode)
     result = execute_run(spec, tmp_path / spec.run_id, progress=False)
     assert result["status"] == "failed" and "simulated failure" in result["error"]
     assert (tmp_path / spec.run_id / "run.log").read_text().count("Traceback") == 1

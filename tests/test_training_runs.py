@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runners.cli import main
+from memorybench.runners.cli import main
 
 SUITE = {
     "name": "shared",
@@ -110,7 +110,7 @@ def test_a_failed_training_blocks_its_other_evaluations_until_retry(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated divergence")
 
-    monkeypatch.setattr("runners.training.train", explode)
+    monkeypatch.setattr("memorybench.runners.training.train", explode)
     suite = {**SUITE, "memories": {"gpm": {"memory_size": 4}}}
     suite["benchmarks"] = {"elbo": {"max_episodes": 2}, "retrieval": {"max_episodes": 2}}
     assert run_suite(tmp_path, suite=suite) == 1

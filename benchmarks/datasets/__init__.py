@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.datasets.base import (
+from memorybench.benchmarks.datasets.base import (
     DATA_ROOT_ENV,
     DATASETS,
     SPLITS,
@@ -17,7 +17,7 @@ from benchmarks.datasets.base import (
     register_dataset,
     resolve_data_root,
 )
-from memories.configuration import from_mapping
+from memorybench.memories.configuration import from_mapping
 
 
 def available() -> list[str]:

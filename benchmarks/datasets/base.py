@@ -17,8 +17,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from memories.configuration import require
-from memories.registry import Registry
+from memorybench.memories.configuration import require
+from memorybench.memories.registry import Registry
 
 DATA_ROOT_ENV = "MEMORYBENCH_DATA"
 SPLITS = ("train", "valid", "test")
@@ -146,6 +146,6 @@ def holdout(split: ImageSplit, size: int, seed: int = 0) -> tuple[ImageSplit, Im
 
 
 DATASETS: Registry[type[ImageDataset]] = Registry(
-    "dataset", "memorybench.datasets", builtin_modules=("benchmarks.datasets.builtin",)
+    "dataset", "memorybench.datasets", builtin_modules=("memorybench.benchmarks.datasets.builtin",)
 )
 register_dataset = DATASETS.register

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.datasets.base import DataFormatError, DataMissingError, ImageDataset, ImageSplit, register_dataset
+from memorybench.benchmarks.datasets.base import (
+    DataFormatError,
+    DataMissingError,
+    ImageDataset,
+    ImageSplit,
+    register_dataset,
+)
 
 DIGITS_TEST_SIZE = 300
 DIGITS_VALID_SIZE = 150
@@ -123,11 +129,11 @@ def _register_optional_loaders() -> None:
     import importlib
     import pkgutil
 
-    import benchmarks.datasets as package
+    import memorybench.benchmarks.datasets as package
 
     for module in pkgutil.iter_modules(package.__path__):
         if module.name not in ("base", "builtin"):
-            importlib.import_module(f"benchmarks.datasets.{module.name}")
+            importlib.import_module(f"memorybench.benchmarks.datasets.{module.name}")
 
 
 _register_optional_loaders()

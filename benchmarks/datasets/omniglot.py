@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.datasets.base import (
+from memorybench.benchmarks.datasets.base import (
     DataFormatError,
     DataMissingError,
     DatasetConfig,
@@ -49,8 +49,8 @@ from benchmarks.datasets.base import (
     ImageSplit,
     register_dataset,
 )
-from benchmarks.datasets.torchvision_sets import evaluation_split, torchvision_errors
-from memories.configuration import require
+from memorybench.benchmarks.datasets.torchvision_sets import evaluation_split, torchvision_errors
+from memorybench.memories.configuration import require
 
 CHARDATA = "chardata.mat"
 IMAGE_SIDE = 28

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.datasets.base import (
+from memorybench.benchmarks.datasets.base import (
     DataFormatError,
     DataMissingError,
     DatasetConfig,
@@ -44,7 +44,7 @@ from benchmarks.datasets.base import (
     holdout,
     register_dataset,
 )
-from memories.configuration import require
+from memorybench.memories.configuration import require
 
 VALID_BINARIZATION_SEED = 1  # seeds that freeze dynamically binarized evaluation splits
 TEST_BINARIZATION_SEED = 0

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from memories import MEMORIES, register_memory
-from memories.configuration import require
-from memories.protocol import LossTerms
-from memories.vae import VAE, VAEConfig
+from memorybench.memories import MEMORIES, register_memory
+from memorybench.memories.configuration import require
+from memorybench.memories.protocol import LossTerms
+from memorybench.memories.vae import VAE, VAEConfig
 
 
 class DivergingVAE(VAE):
