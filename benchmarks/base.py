@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from memorybench.benchmarks.datasets import ImageDataset
+from memorybench.benchmarks.common.datasets import ImageDataset
 from memorybench.memories.configuration import require
 from memorybench.memories.protocol import MemoryModel
 from memorybench.memories.registry import Registry
@@ -76,7 +76,9 @@ class Metric:
 class BenchmarkOutcome:
     """What a benchmark measured: metrics, the protocol followed, files written, figures declared.
 
-    ``figures`` declares the charts a report should draw from this run's files (see
+    A metric without tags is a headline number; the same name with tags is that quantity at one
+    setting (``success_rate`` averages every cell, ``success_rate`` with ``{"T": 16, "noise":
+    "block", "level": 12}`` is one cell). ``figures`` declares the charts a report should draw from this run's files (see
     :class:`Figure`); a benchmark never draws line charts itself, only image artifacts.
     """
 
@@ -107,8 +109,9 @@ class Figure:
     """A chart (or an image artifact) a report draws for this benchmark, declared as data.
 
     ``kind="line"``: one chart per dataset from ``file`` (a CSV this run wrote) over all runs of the
-    benchmark: ``x`` against ``y``, one line per memory (runs of several seeds pooled, with a band
-    of ``error`` columns when given), one panel per value of ``facet``. ``kind="image"``: ``file``
+    benchmark: the rows matching ``where``, ``x`` against ``y``, one line per memory (and per value
+    of ``hue``; runs of several seeds pooled, with a band of ``error`` columns when given), one
+    panel per value of ``facet``. ``kind="image"``: ``file``
     is a PNG the benchmark wrote, shown as it is, one per run.
     """
 
@@ -120,6 +123,10 @@ class Figure:
     y: str = ""
     error: str = ""  # column with the standard error of y ("" for none)
     facet: str = ""  # column splitting the chart into panels ("" for one panel)
+    hue: str = ""  # column whose values are separate lines within a panel, besides one per memory ("" for none)
+    where: dict[str, Any] = field(default_factory=dict)  # only the rows whose columns equal these values
+    logx: bool = False  # logarithmic x axis (base 2 when integer_x)
+    logy: bool = False  # logarithmic y axis
     xlabel: str = ""
     ylabel: str = ""
     lower_is_better: bool | None = None  # said in the y label when known
@@ -145,16 +152,6 @@ class Benchmark:
 
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry(
-    "benchmark",
-    "memorybench.benchmarks",
-    builtin_modules=(
-        "memorybench.benchmarks.elbo",
-        "memorybench.benchmarks.denoising",
-        "memorybench.benchmarks.generation",
-        "memorybench.benchmarks.capacity",
-        "memorybench.benchmarks.retrieval",
-        "memorybench.benchmarks.energy",
-        "memorybench.benchmarks.runtime",
-    ),
+    "benchmark", "memorybench.benchmarks", builtin_package="memorybench.benchmarks", base=Benchmark
 )
 register_benchmark = BENCHMARKS.register

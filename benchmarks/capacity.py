@@ -3,16 +3,16 @@
 GPM §3.4, Figure 4a: the memory size stays fixed while the episode length T
 doubles from K (the memory size) up to the whole split — 24,345 images of Omniglot's training
 split, 50,000 of binarized MNIST's. Per length, fixed episodes of the split (the same for every
-model) are written and their items read back: ``reconstruction/T<T>`` is −ln p(x | read(x, M))
-through the model's deterministic read, ``nelbo_cond/T<T>`` the model's NELBO-cond of the same
-items (``neg_elbo``; a seeded subset of at most ``max_queries`` items per episode when T is
+model) are written and their items read back: ``reconstruction`` (tags ``{"T": T}``, with its
+standard error over episodes) is −ln p(x | read(x, M)) through the model's deterministic read,
+``nelbo_cond`` (same tags) the model's NELBO-cond of the same items (``neg_elbo``; a seeded subset of at most ``max_queries`` items per episode when T is
 larger). The paper trains one model per T ("T-GPM"); here one trained model is evaluated at every
 length (test-time capacity) — for the paper's protocol, list one memory per training length in
 the suite. Run ``K`` sweeps (8×100, 32×100) as separate memories of the suite.
 
 Bounded memory: the model's per-item encoder and decoder run on at most ``chunk_size`` items at
-a time (the protocol's shared ``encode_items``/``decode_items`` helpers are wrapped for the
-duration of the benchmark), reads are issued in chunks, and several short episodes share one
+a time (the model's declared ``items_in_chunks`` hook; its methods are never replaced), reads are
+issued in chunks, and several short episodes share one
 write only while their items fit a chunk. Infeasible lengths are recorded, never crashed on:
 before each length the time (and, when set, peak memory) is predicted from the growth measured
 at the previous two lengths (exponent clamped to [1, 3] for time, [1, 2] for memory); a length
@@ -25,45 +25,50 @@ images in the paper) is written as one episode, and ``huge_queries`` of its item
 with ``huge_noise_level`` salt-and-pepper noise and read iteratively for ``huge_steps`` steps:
 ``huge_hamming_final`` (the paper reports 97.08 pixels), ``huge_success_rate`` and the per-step
 ``capacity_huge_denoising.csv``, with an image strip.
+
+Declared figures: ``reconstruction_by_length`` and ``nelbo_cond_by_length`` (lines from
+``capacity.csv``, log-2 T axis), ``huge_hamming_per_step`` (line) and ``huge_denoising_strip``
+(image). Peak memory is measured per length (:class:`~memorybench.benchmarks.common.timing.PeakMemory`).
 """
 
 from __future__ import annotations
 
 import math
-import resource
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_lengths,
     require_split,
 )
-from memorybench.benchmarks.corruptions import corruption_seed, format_level, salt_and_pepper
-from memorybench.benchmarks.datasets import ImageSplit
-from memorybench.benchmarks.denoising import read_trajectory
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.figures import Panel, image_grid, line_figure
-from memorybench.benchmarks.metrics import mean_and_stderr, nll_scale, success, wrong_pixels
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.corruptions import corruption_seed, format_level, salt_and_pepper
+from memorybench.benchmarks.common.datasets import ImageSplit
+from memorybench.benchmarks.common.episodes import fixed_episodes
+from memorybench.benchmarks.common.images import trajectory_strip
+from memorybench.benchmarks.common.metrics import mean_and_stderr, nll_scale, success
+from memorybench.benchmarks.common.reading import denoise
+from memorybench.benchmarks.common.timing import PeakMemory, extrapolate, is_out_of_memory
 from memorybench.memories.configuration import require
-from memorybench.memories.likelihoods import Reconstruction
 from memorybench.memories.protocol import MemoryModel
 
 LENGTHS_FILE = "capacity.csv"
 HUGE_FILE = "capacity_huge_denoising.csv"
-FIGURE_FILE = "capacity.png"
 HUGE_STRIP_FILE = "capacity_huge_denoising.png"
+COLUMNS = [
+    "T", "status", "reason", "episodes", "items_scored_per_episode", "reconstruction_mean", "reconstruction_stderr",
+    "nelbo_cond_mean", "nelbo_cond_stderr", "seconds", "peak_memory_mb",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,81 +126,6 @@ class Skipped(Exception):
     """A length (or the huge-episode run) that does not fit the budgets; ``str()`` is the reason."""
 
 
-@contextmanager
-def chunked_items(model: MemoryModel, chunk: int) -> Iterator[None]:
-    """Within the block, ``model``'s per-item encoder/decoder calls see at most ``chunk`` items.
-
-    Wraps the protocol's shared ``encode_items``/``decode_items`` helpers on this instance (the
-    results are identical; only peak memory changes) and restores them afterwards.
-    """
-
-    def encode_items(encoder: torch.nn.Module, images: Tensor) -> Tensor:
-        flat = images.reshape(-1, *images.shape[-3:])
-        out = torch.cat([encoder(part) for part in flat.split(chunk)])
-        return out.reshape(*images.shape[:-3], *out.shape[1:])
-
-    def decode_items(decoder: torch.nn.Module, codes: Tensor) -> Reconstruction:
-        flat = codes.reshape(-1, codes.shape[-1])
-        params = torch.cat([decoder(part) for part in flat.split(chunk)])
-        return model.likelihood(params.reshape(*codes.shape[:-1], *params.shape[1:]))
-
-    model.encode_items = encode_items  # type: ignore[method-assign]
-    model.decode_items = decode_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del model.encode_items
-        del model.decode_items
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """A CUDA or CPU allocation failure (torch raises these as RuntimeErrors)."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    message = str(error).lower()
-    return isinstance(error, (RuntimeError, MemoryError)) and (
-        "out of memory" in message or "can't allocate memory" in message
-    )
-
-
-def extrapolate(history: list[tuple[int, float]], length: int, max_exponent: float) -> float | None:
-    """Predict a cost at ``length`` from (length, cost) pairs: power law through the last two
-    points, exponent clamped to [1, ``max_exponent``] (linear from a single point)."""
-    if not history:
-        return None
-    last_length, last_cost = history[-1]
-    exponent = 1.0
-    if len(history) >= 2:
-        previous_length, previous_cost = history[-2]
-        if previous_cost > 0 and last_cost > 0 and last_length > previous_length:
-            exponent = math.log(last_cost / previous_cost) / math.log(last_length / previous_length)
-            exponent = min(max(exponent, 1.0), max_exponent)
-    return last_cost * (length / last_length) ** exponent
-
-
-class PeakMemory:
-    """Peak memory of a block: CUDA allocator peak on GPUs, else the process's peak RSS (MB)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.method = (
-            "torch.cuda.max_memory_allocated during the length"
-            if device.type == "cuda"
-            else "process peak resident set size so far (resource.getrusage ru_maxrss; monotone, includes everything)"
-        )
-
-    def start(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-
-    def peak_mb(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
-
-
 def resolve_lengths(config: CapacityConfig, model: MemoryModel, split_size: int) -> list[int]:
     """The configured lengths, or min_length, 2·min_length, ... below the cap, then the cap."""
     if config.lengths:
@@ -222,12 +152,11 @@ class CapacityBenchmark(Benchmark):
         torch.manual_seed(context.seed)
         split = context.dataset.split(config.split)
         factor, unit = nll_scale(model)
-        meter = PeakMemory(context.device)
         rows: list[dict[str, Any]] = []
         times: list[tuple[int, float]] = []  # (T, seconds per episode)
         peaks: list[tuple[int, float]] = []  # (T, peak MB)
         stop: str | None = None
-        with chunked_items(model, config.chunk_size):
+        with model.items_in_chunks(config.chunk_size):
             for length in resolve_lengths(config, model, len(split)):
                 row: dict[str, Any] = {"T": length, "status": "done", "reason": ""}
                 try:
@@ -237,9 +166,10 @@ class CapacityBenchmark(Benchmark):
                         raise Skipped(stop)
                     episodes = fixed_episodes(split, length, config.episode_seed, config.max_episodes)
                     self._check_budget(times, peaks, length, len(episodes))
-                    row.update(self._evaluate_length(context, split, episodes, meter, factor))
+                    row.update(self._evaluate_length(context, split, episodes, factor))
                     times.append((length, row["seconds"] / len(episodes)))
-                    peaks.append((length, row["peak_memory_mb"]))
+                    if row["peak_memory_mb"] != "":
+                        peaks.append((length, row["peak_memory_mb"]))
                 except Skipped as skip:
                     row.update(status="skipped", reason=f"skipped: {skip}")
                     stop = stop or f"a shorter length was skipped ({skip})"
@@ -251,28 +181,21 @@ class CapacityBenchmark(Benchmark):
                     row.update(status="skipped", reason=f"skipped: {message}")
                     stop = f"a shorter length ran out of memory (T={length})"
                 rows.append(row)
-            huge = self._huge_denoising(context, times, stop) if config.huge_denoising else None
+            outcome = BenchmarkOutcome()
+            huge = self._huge_denoising(context, outcome, times, stop) if config.huge_denoising else "off"
 
-        outcome = BenchmarkOutcome()
         done = [row for row in rows if row["status"] == "done"]
         for row in done:
-            outcome.add(f"reconstruction/T{row['T']}", row["reconstruction_mean"], unit)
-            outcome.add(f"nelbo_cond/T{row['T']}", row["nelbo_cond_mean"], unit)
+            for name in ("reconstruction", "nelbo_cond"):
+                outcome.add(name, row[f"{name}_mean"], unit, stderr=row[f"{name}_stderr"], tags={"T": row["T"]})
         if done:
             outcome.add("reconstruction_longest", done[-1]["reconstruction_mean"], unit)
             outcome.add("longest_length", done[-1]["T"], "items", higher_is_better=True)
         outcome.add("lengths_skipped", len(rows) - len(done), "lengths")
-        atomic_write_csv(context.run_dir / LENGTHS_FILE, rows, columns=self._columns(rows))
+        atomic_write_csv(context.run_dir / LENGTHS_FILE, rows, columns=COLUMNS)
         outcome.files.append(LENGTHS_FILE)
         if done:
-            self._figure(context, done, unit)
-            outcome.files.append(FIGURE_FILE)
-        protocol_huge: Any = "off"
-        if huge is not None:
-            protocol_huge = huge.pop("protocol")
-            for name, (value, metric_unit, higher) in huge.pop("metrics").items():
-                outcome.add(name, value, metric_unit, higher_is_better=higher)
-            outcome.files += huge.pop("files")
+            outcome.figures += self._line_figures(unit)
         outcome.protocol = {
             "split": config.split,
             "lengths": [row["T"] for row in rows],
@@ -286,8 +209,8 @@ class CapacityBenchmark(Benchmark):
             "nelbo_cond": "model.neg_elbo of the same items (the whole episode, or neg_elbo(episode, queries=subset))",
             "chunk_size": config.chunk_size,
             "budgets": {"time_budget_s": config.time_budget_s, "memory_budget_mb": config.memory_budget_mb},
-            "peak_memory": meter.method,
-            "huge_denoising": protocol_huge,
+            "peak_memory": PeakMemory(context.device).method + " (one length)",
+            "huge_denoising": huge,
         }
         return outcome
 
@@ -305,17 +228,48 @@ class CapacityBenchmark(Benchmark):
             raise Skipped(f"predicted peak memory {peak:.0f} MB exceeds memory_budget_mb={config.memory_budget_mb:g}")
 
     def _evaluate_length(
-        self, context: BenchmarkContext, split: ImageSplit, episodes: Tensor, meter: PeakMemory, factor: float
+        self, context: BenchmarkContext, split: ImageSplit, episodes: Tensor, factor: float
     ) -> dict[str, Any]:
-        config, model = self.config, context.model
+        config = self.config
         count, length = episodes.shape
-        per_write = max(1, min(config.batch_episodes, config.chunk_size // length))
         generator = torch.Generator().manual_seed(corruption_seed(config.episode_seed, "capacity", length))
         scored = length if not config.max_queries or config.max_queries >= length else config.max_queries
         positions = torch.randperm(length, generator=generator)[:scored].sort().values
-        recon, nelbo = [], []
-        meter.start()
-        started = time.perf_counter()
+        recon: list[Tensor] = []
+        nelbo: list[Tensor] = []
+        with PeakMemory(context.device) as peak:
+            started = time.perf_counter()
+            self._score_episodes(context, split, episodes, positions, recon, nelbo, started)
+            seconds = time.perf_counter() - started
+        recon_mean, recon_stderr = mean_and_stderr(torch.cat(recon).mean(1) * factor)
+        nelbo_mean, nelbo_stderr = mean_and_stderr(torch.cat(nelbo).mean(1) * factor)
+        return {
+            "episodes": count,
+            "items_scored_per_episode": scored,
+            "reconstruction_mean": recon_mean,
+            "reconstruction_stderr": recon_stderr,
+            "nelbo_cond_mean": nelbo_mean,
+            "nelbo_cond_stderr": nelbo_stderr,
+            "seconds": round(seconds, 4),
+            "peak_memory_mb": "" if peak.mb is None else round(peak.mb, 2),
+        }
+
+    def _score_episodes(
+        self,
+        context: BenchmarkContext,
+        split: ImageSplit,
+        episodes: Tensor,
+        positions: Tensor,
+        recon: list[Tensor],
+        nelbo: list[Tensor],
+        started: float,
+    ) -> None:
+        """Write the episodes ``[E, T]`` a few at a time; append each written batch's per-item
+        reconstruction NLL and NELBO-cond ``[b, scored]`` of the items at ``positions``."""
+        config, model = self.config, context.model
+        count, length = episodes.shape
+        per_write = max(1, min(config.batch_episodes, config.chunk_size // length))
+        scored = len(positions)
         for done, chunk in enumerate(episodes.split(per_write)):
             images = split.images(chunk).to(context.device)  # [b, T, C, H, W]
             queries = images if scored == length else images[:, positions.to(context.device)]
@@ -335,26 +289,16 @@ class CapacityBenchmark(Benchmark):
                     f"time budget exceeded: {elapsed:.0f} s after {done * per_write + len(chunk)} of {count} episodes "
                     f"(time_budget_s={config.time_budget_s:g})"
                 )
-        seconds = time.perf_counter() - started
-        recon_mean, recon_stderr = mean_and_stderr(torch.cat(recon).mean(1) * factor)
-        nelbo_mean, nelbo_stderr = mean_and_stderr(torch.cat(nelbo).mean(1) * factor)
-        return {
-            "episodes": count,
-            "items_scored_per_episode": scored,
-            "reconstruction_mean": recon_mean,
-            "reconstruction_stderr": recon_stderr,
-            "nelbo_cond_mean": nelbo_mean,
-            "nelbo_cond_stderr": nelbo_stderr,
-            "seconds": round(seconds, 4),
-            "peak_memory_mb": round(meter.peak_mb(), 2),
-        }
 
     def _huge_denoising(
-        self, context: BenchmarkContext, times: list[tuple[int, float]], stop: str | None
-    ) -> dict[str, Any] | None:
+        self, context: BenchmarkContext, outcome: BenchmarkOutcome, times: list[tuple[int, float]], stop: str | None
+    ) -> dict[str, Any]:
+        """Write the whole ``huge_split`` as one episode and denoise from it; adds its metrics,
+        files and figures to ``outcome`` and returns its protocol (status says when skipped)."""
         config, model = self.config, context.model
         split = context.dataset.split(config.huge_split)
         items = min(config.huge_items or len(split), len(split))
+        noise = f"salt-and-pepper {config.huge_noise_level:g}"
         protocol: dict[str, Any] = {
             "split": config.huge_split,
             "items_written": items,
@@ -364,68 +308,56 @@ class CapacityBenchmark(Benchmark):
         }
         predicted = extrapolate(times, items, 3.0)
         if config.time_budget_s and predicted is not None and predicted > config.time_budget_s:
-            protocol["status"] = f"skipped: predicted {predicted:.0f} s exceeds time_budget_s={config.time_budget_s:g}"
-            return {"protocol": protocol, "metrics": {}, "files": []}
+            return {
+                **protocol,
+                "status": f"skipped: predicted {predicted:.0f} s exceeds time_budget_s={config.time_budget_s:g}",
+            }
         order = fixed_episodes(split, items, config.episode_seed, max_episodes=1)  # [1, N]: a seeded permutation
         try:
             written = split.images(order).to(context.device)
             state = model.write(written)
-            queried = min(config.huge_queries or items, items)
-            clean = written[:, :queried]
+            clean = written[:, : min(config.huge_queries or items, items)]
             generator = torch.Generator().manual_seed(
                 corruption_seed(config.episode_seed, "capacity_huge", config.huge_noise_level)
             )
             queries = salt_and_pepper(clean.cpu(), config.huge_noise_level, generator).to(context.device)
             errors: list[Tensor] = []
-            strip: Tensor | None = None
-            strip_text: list[list[str]] = []
             for part_q, part_c in zip(queries.split(config.chunk_size, dim=1), clean.split(config.chunk_size, dim=1)):
-                images = torch.stack(
-                    [part_q, *read_trajectory(model, part_q, state, config.huge_steps, config.threshold)]
-                )
-                errors.append(wrong_pixels(images, part_c, model.binary_data).cpu())
-                if strip is None:
+                images, wrong = denoise(model, part_q, part_c, state, config.huge_steps, config.threshold)
+                errors.append(wrong.cpu())
+                if len(errors) == 1:  # the strip: the first six items
                     strip = torch.cat([part_c[0, :6, None], images[:, 0, :6].transpose(0, 1)], dim=1).cpu()
-                    strip_text = [["", *(str(int(e)) for e in row)] for row in errors[0][:, 0, :6].T]
+                    title = f"{model.registry_name}: {items} items written, {noise} queries (wrong pixels)"
+                    trajectory_strip(strip, wrong[:, 0, :6].T, context.run_dir / HUGE_STRIP_FILE, title=title)
         except Exception as failure:
             if not is_out_of_memory(failure):
                 raise
             self._release(context.device)
-            protocol["status"] = f"skipped: out of memory writing {items} items: {str(failure).splitlines()[0][:160]}"
-            return {"protocol": protocol, "metrics": {}, "files": []}
+            reason = f"out of memory writing {items} items: {str(failure).splitlines()[0][:160]}"
+            return {**protocol, "status": f"skipped: {reason}"}
         error = torch.cat(errors, dim=2).flatten(1)  # [steps+1, queries]
-        pixels = math.prod(model.image_shape)
-        ok = success(error, pixels, config.success_fraction).double()
+        ok = success(error, math.prod(model.image_shape), config.success_fraction).double()
         rows = [
-            {
-                "step": step,
-                "hamming_mean": float(error[step].double().mean()),
-                "success_rate": float(ok[step].mean()),
-                "queries": error.shape[1],
-            }
+            {"step": step, "hamming_mean": float(error[step].double().mean()), "success_rate": float(ok[step].mean()),
+             "queries": error.shape[1]}
             for step in range(config.huge_steps + 1)
-        ]
+        ]  # fmt: skip
         atomic_write_csv(context.run_dir / HUGE_FILE, rows)
-        assert strip is not None
-        image_grid(
-            strip,
-            context.run_dir / HUGE_STRIP_FILE,
-            title=f"{model.registry_name}: {items} items written, salt-and-pepper {config.huge_noise_level:g} queries (wrong pixels)",
-            column_labels=["clean", "query", *(str(s) for s in range(1, config.huge_steps + 1))],
-            cell_text=strip_text,
-        )
+        for name, values, unit in (("huge_hamming_final", error[-1], "pixels"), ("huge_hamming_query", error[0], "pixels"),
+                                   ("huge_success_rate", ok[-1], "fraction")):  # fmt: skip
+            mean, stderr = mean_and_stderr(values)
+            outcome.add(name, mean, unit, unit == "fraction", stderr=stderr)
+        outcome.files += [HUGE_FILE, HUGE_STRIP_FILE]
+        outcome.figures += [
+            Figure(name="huge_hamming_per_step", kind="line", file=HUGE_FILE, x="step", y="hamming_mean",
+                   title=f"Huge-episode denoising: {items} items written, {noise} queries",
+                   xlabel="iterative-reading step", ylabel="mean wrong pixels", lower_is_better=True, integer_x=True),
+            Figure(name="huge_denoising_strip", kind="image", file=HUGE_STRIP_FILE, title="Huge-episode denoising"),
+        ]  # fmt: skip
         protocol.update(status="done", queries=int(error.shape[1]))
         if stop:
             protocol["note"] = f"ran although a capacity length was skipped ({stop})"
-        return {
-            "protocol": protocol,
-            "metrics": {
-                "huge_hamming_final": (float(error[-1].double().mean()), "pixels", False),
-                "huge_hamming_query": (float(error[0].double().mean()), "pixels", False),
-                "huge_success_rate": (float(ok[-1].mean()), "fraction", True),
-            },
-            "files": [HUGE_FILE, HUGE_STRIP_FILE],
-        }
+        return protocol
 
     @staticmethod
     def _release(device: torch.device) -> None:
@@ -433,29 +365,23 @@ class CapacityBenchmark(Benchmark):
             torch.cuda.empty_cache()
 
     @staticmethod
-    def _columns(rows: list[dict[str, Any]]) -> list[str]:
-        first = ["T", "status", "reason", "episodes", "items_scored_per_episode"]
-        rest = [
-            "reconstruction_mean",
-            "reconstruction_stderr",
-            "nelbo_cond_mean",
-            "nelbo_cond_stderr",
-            "seconds",
-            "peak_memory_mb",
+    def _line_figures(unit: str) -> list[Figure]:
+        """Reconstruction and NELBO-cond against T (Figure 4a), from ``capacity.csv``."""
+        return [
+            Figure(
+                name=f"{name}_by_length",
+                kind="line",
+                file=LENGTHS_FILE,
+                title=f"Capacity: {label} as the episode outgrows the memory",
+                x="T",
+                y=f"{name}_mean",
+                error=f"{name}_stderr",
+                where={"status": "done"},
+                xlabel="episode length T",
+                ylabel=f"{label} [{unit}]",
+                lower_is_better=True,
+                integer_x=True,
+                logx=True,
+            )
+            for name, label in (("reconstruction", "reconstruction"), ("nelbo_cond", "NELBO-cond"))
         ]
-        return first + rest
-
-    def _figure(self, context: BenchmarkContext, done: list[dict[str, Any]], unit: str) -> None:
-        lengths = [row["T"] for row in done]
-        panel = Panel(
-            title=f"memory size {getattr(context.model.config, 'memory_size', 'n/a')}",
-            xlabel="episode length T",
-            ylabel=unit,
-            logx=True,
-            base=2,
-            series={
-                "reconstruction": (lengths, [row["reconstruction_mean"] for row in done]),
-                "NELBO-cond": (lengths, [row["nelbo_cond_mean"] for row in done]),
-            },
-        )
-        line_figure([panel], context.run_dir / FIGURE_FILE, title=f"{context.model.registry_name}: capacity")

@@ -13,22 +13,23 @@ per-pixel mode, is the default (measurements in docs/models/gpm.md). Errors are 
 for binary data (pixels with |error| > ``pixel_tolerance`` for 8-bit data). A query succeeds when
 at most ⌊``success_fraction``·pixels⌋ pixels are wrong after the last step (7 of 784 at 1 %).
 
-The corruptions (:mod:`memorybench.benchmarks.corruptions`) are seeded per (T, noise, level) from
+The corruptions (:mod:`memorybench.benchmarks.common.corruptions`) are seeded per (T, noise, level) from
 ``episode_seed``, so every model of a suite answers exactly the same queries (paired results).
 One memory is written per episode batch and all corrupted variants are read from it.
 
-Metric names (``result.json``): ``success_rate`` and ``hamming_final`` average every
-(T, noise, level) cell with equal weight; ``success_rate/<noise>/<level>`` and
-``hamming_final/<noise>/<level>`` average a noise setting over the T values; the per-cell values
-are ``success_rate/T<T>/<noise>/<level>`` (likewise ``hamming_final``), and ``success_rate/T<T>``
-averages the cells of one T. Levels are written with ``%g``: ``salt_pepper/0.15``, ``block/12``,
-``rotation/30``, ``gaussian/0.5``.
+Metrics (``result.json``; tags as data, never in the name): ``success_rate`` and
+``hamming_final`` without tags average every (T, noise, level) cell with equal weight; with tags
+``{"noise", "level"}`` they average a noise setting over the T values, with ``{"T"}`` the cells of
+one T, and with ``{"T", "noise", "level"}`` they are one cell, with its standard error over the
+queries. Levels are numbers (``0.15``, ``12``, ``30``); the CSVs write them with ``%g``.
 
 Files: ``denoising_steps.csv`` (per T, noise, level and step 0..steps — step 0 is the corrupted
 query — mean and standard error of the wrong pixels, success rate, mean pixels changed by the
-step), ``denoising_queries.csv`` (per query: corrupted and final errors, for paired tests),
+step), ``denoising_queries.csv`` (per query: corrupted and final errors, for paired tests) and
 ``denoising_<noise>.png`` image strips (clean, corrupted, every step, errors printed under each
-image) and ``denoising_curves.png`` (mean error per step, largest T).
+image). Declared figures: ``hamming_per_step_T<T>`` and ``success_per_step_T<T>`` per episode
+length (lines from ``denoising_steps.csv``: a panel per noise, a line per level and memory), and
+``strip_<noise>`` (the image strips).
 
 A model without a memory (its ``write`` returns no usable state) still runs: iterative reading
 then is its own encoder/decoder fixed-point iteration, a memoryless baseline for the same queries.
@@ -43,20 +44,22 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_lengths,
     require_split,
 )
-from memorybench.benchmarks.corruptions import CORRUPTIONS, corrupt, corruption_seed, format_level
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.figures import Panel, image_grid, line_figure
-from memorybench.benchmarks.metrics import mean_and_stderr, success, success_threshold, wrong_pixels
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.corruptions import CORRUPTIONS, corrupt, corruption_seed, format_level, tag_level
+from memorybench.benchmarks.common.episodes import fixed_episodes
+from memorybench.benchmarks.common.images import trajectory_strip
+from memorybench.benchmarks.common.metrics import mean_and_stderr, success, success_threshold, wrong_pixels
+from memorybench.benchmarks.common.reading import denoise
 from memorybench.memories.configuration import require
 from memorybench.memories.protocol import ACCEPT_RULES, MemoryModel
 
@@ -66,7 +69,6 @@ ACCEPT_MEANING = {
     "energy": "energy: first read taken, then a query moves only to an output of lower model energy",
 }
 QUERIES_FILE = "denoising_queries.csv"
-CURVES_FILE = "denoising_curves.png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,13 +140,6 @@ def strip_level(levels: tuple[float, ...]) -> float:
     return float(levels[len(levels) // 2])
 
 
-def read_trajectory(
-    model: MemoryModel, queries: Tensor, state: Any, steps: int, threshold: float | None, accept: str = "always"
-) -> list[Tensor]:
-    """Output images of ``steps`` iterative reads of ``queries`` ``[B, Tq, C, H, W]`` (one per step)."""
-    return [model.fed_back(r, threshold) for r in model.iterative_read(queries, state, steps, threshold, accept)]
-
-
 def corrupted_queries(
     clean: Tensor, kind: str, level: float, seed: int, config: DenoisingConfig, binary: bool
 ) -> Tensor:
@@ -182,7 +177,7 @@ class DenoisingBenchmark(Benchmark):
         strip_t = max(fitting)
         step_rows: list[dict[str, Any]] = []
         query_rows: list[dict[str, Any]] = []
-        finals: dict[tuple[int, str, float], tuple[float, float]] = {}
+        finals: dict[tuple[int, str, float], tuple[Tensor, Tensor]] = {}
         strips: dict[str, tuple[Tensor, Tensor]] = {}
         episode_counts: dict[int, int] = {}
         for length in fitting:
@@ -205,7 +200,7 @@ class DenoisingBenchmark(Benchmark):
         if config.save_queries:
             atomic_write_csv(context.run_dir / QUERIES_FILE, query_rows)
             outcome.files.append(QUERIES_FILE)
-        outcome.files += self._figures(context, strips, step_rows, strip_t)
+        self._figures(context, outcome, strips, fitting, strip_t)
         skipped = {
             f"T{t}": f"skipped: episode length {t} exceeds the {config.split} split ({len(split)} images)"
             for t in lengths
@@ -238,9 +233,10 @@ class DenoisingBenchmark(Benchmark):
             state = model.write(clean)
             for cell in cells:
                 queries = queries_all[cell][start : start + config.batch_episodes].to(context.device)
-                outputs = read_trajectory(model, queries, state, config.steps, config.threshold, config.accept)
-                images = torch.stack([queries, *outputs])  # [steps+1, b, T, C, H, W]
-                errors[cell].append(wrong_pixels(images, clean, binary, config.pixel_tolerance).cpu())
+                images, wrong = denoise(  # [steps+1, b, T, C, H, W], [steps+1, b, T]
+                    model, queries, clean, state, config.steps, config.threshold, config.accept, config.pixel_tolerance
+                )
+                errors[cell].append(wrong.cpu())
                 changed[cell].append(wrong_pixels(images[1:], images[:-1], binary, config.pixel_tolerance).cpu())
                 if draw and start == 0 and config.strip_rows and cell[1] == strip_level(getattr(config, cell[0])):
                     rows = min(config.strip_rows, images.shape[1])  # item 0 of the first episodes
@@ -252,8 +248,8 @@ class DenoisingBenchmark(Benchmark):
 
     def _cell_rows(
         self, length: int, cell: tuple[str, float], errors: Tensor, changed: Tensor, pixels: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[float, float]]:
-        """Per-step rows, per-query rows and (final mean error, final success rate) of one cell."""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[Tensor, Tensor]]:
+        """Per-step rows, per-query rows and (final errors, final successes) ``[queries]`` of one cell."""
         config = self.config
         ok = success(errors, pixels, config.success_fraction).double()
         kind, level = cell[0], format_level(cell[1])
@@ -288,7 +284,7 @@ class DenoisingBenchmark(Benchmark):
                 }
                 for i in range(errors.shape[1])
             ]
-        return steps, queries, (float(errors[-1].double().mean()), float(ok[-1].mean()))
+        return steps, queries, (errors[-1], ok[-1])
 
     def _protocol(self, model: MemoryModel, episode_counts: dict[int, int], skipped: dict[str, str]) -> dict[str, Any]:
         config, binary = self.config, model.binary_data
@@ -321,62 +317,70 @@ class DenoisingBenchmark(Benchmark):
     @staticmethod
     def _add_metrics(
         outcome: BenchmarkOutcome,
-        finals: dict[tuple[int, str, float], tuple[float, float]],
+        finals: dict[tuple[int, str, float], tuple[Tensor, Tensor]],
         cells: list[tuple[str, float]],
         lengths: list[int],
     ) -> None:
-        def add(suffix: str, keys: list[tuple[int, str, float]]) -> None:
-            hamming = sum(finals[k][0] for k in keys) / len(keys)
-            rate = sum(finals[k][1] for k in keys) / len(keys)
-            outcome.add(f"success_rate{suffix}", rate, "fraction", higher_is_better=True)
-            outcome.add(f"hamming_final{suffix}", hamming, "pixels", higher_is_better=False)
+        """Every (T, noise, level) cell with its standard error over queries, and the
+        equal-weight averages over cells (no standard error: the cells share episodes)."""
 
-        add("", list(finals))
+        def add(tags: dict[str, Any], keys: list[tuple[int, str, float]]) -> None:
+            one = len(keys) == 1
+            for name, index, unit, higher in (
+                ("success_rate", 1, "fraction", True),
+                ("hamming_final", 0, "pixels", False),
+            ):
+                cells_mean = [mean_and_stderr(finals[k][index]) for k in keys]
+                value = sum(mean for mean, _ in cells_mean) / len(keys)
+                outcome.add(name, value, unit, higher, stderr=cells_mean[0][1] if one else None, tags=tags)
+
+        add({}, list(finals))
         for kind, level in cells:
-            add(f"/{kind}/{format_level(level)}", [(t, kind, level) for t in lengths])
+            add({"noise": kind, "level": tag_level(level)}, [(t, kind, level) for t in lengths])
         for length in lengths:
-            add(f"/T{length}", [(length, kind, level) for kind, level in cells])
+            add({"T": length}, [(length, kind, level) for kind, level in cells])
             for kind, level in cells:
-                add(f"/T{length}/{kind}/{format_level(level)}", [(length, kind, level)])
+                add({"T": length, "noise": kind, "level": tag_level(level)}, [(length, kind, level)])
 
     def _figures(
         self,
         context: BenchmarkContext,
+        outcome: BenchmarkOutcome,
         strips: dict[str, tuple[Tensor, Tensor]],
-        step_rows: list[dict[str, Any]],
+        lengths: list[int],
         strip_t: int,
-    ) -> list[str]:
-        config, files = self.config, []
+    ) -> None:
+        """Save the image strips; declare them and the per-step line charts."""
+        config = self.config
         for kind, (images, errors) in strips.items():
             name = f"denoising_{kind}.png"
             level = format_level(strip_level(getattr(config, kind)))
-            columns = ["clean", "query", *(str(s) for s in range(1, config.steps + 1))]
-            texts = [["", *(str(int(e)) for e in row)] for row in errors]
-            image_grid(
-                images,
-                context.run_dir / name,
-                title=f"{context.model.registry_name}: {kind} {level}, T={strip_t} (wrong pixels under each step)",
-                column_labels=columns,
-                cell_text=texts,
+            title = f"{context.model.registry_name}: {kind} {level}, T={strip_t} (wrong pixels under each step)"
+            trajectory_strip(images, errors, context.run_dir / name, title=title)
+            outcome.files.append(name)
+            outcome.figures.append(
+                Figure(name=f"strip_{kind}", kind="image", file=name, title=f"Denoising: {kind} {level}")
             )
-            files.append(name)
-        panels = []
-        for kind in CORRUPTIONS:
-            series = {}
-            for level in getattr(config, kind):
-                rows = [
-                    r
-                    for r in step_rows
-                    if r["T"] == strip_t and r["noise"] == kind and r["level"] == format_level(level)
-                ]
-                series[format_level(level)] = ([r["step"] for r in rows], [r["hamming_mean"] for r in rows])
-            if series:
-                panels.append(
-                    Panel(title=kind, xlabel="iterative-reading step", ylabel="mean wrong pixels", series=series)
+        for length in lengths:
+            for y, label, lower in (
+                ("hamming_mean", "mean wrong pixels", True),
+                ("success_rate", "success rate", False),
+            ):
+                outcome.figures.append(
+                    Figure(
+                        name=f"{'hamming' if lower else 'success'}_per_step_T{length}",
+                        kind="line",
+                        file=STEPS_FILE,
+                        title=f"Denoising by iterative reading, T={length}",
+                        x="step",
+                        y=y,
+                        error="hamming_stderr" if lower else "",
+                        facet="noise",
+                        hue="level",
+                        where={"T": length},
+                        xlabel="iterative-reading step",
+                        ylabel=label,
+                        lower_is_better=lower,
+                        integer_x=True,
+                    )
                 )
-        if panels:
-            line_figure(
-                panels, context.run_dir / CURVES_FILE, title=f"{context.model.registry_name}: denoising, T={strip_t}"
-            )
-            files.append(CURVES_FILE)
-        return files

@@ -6,7 +6,14 @@ scores; eval mode, no gradients, ``samples`` Monte-Carlo samples averaged. Units
 binary data, bits/dim for 8-bit data. The per-episode values are saved in ``elbo_episodes.csv``
 for paired comparisons (episode i was scored in evaluation batch i // ``batch_episodes``).
 
-What ``<metric>_stderr`` means: the standard error of the mean over test episodes when every
+Metrics: ``nelbo_cond`` and (with a memory prior) ``nelbo_full``, and each named term of the
+bound as ``nelbo_term`` tagged ``{"term": <name>}`` (e.g. ``{"term": "kl_w"}``; the CSV column is
+``term/<name>``), every one with its standard error (``stderr``, data, never a name suffix).
+``reconstructions.png`` shows the first ``reconstruction_episodes`` scored episodes, each as its
+images over the model's deterministic read-out with the episode written (declared as the image
+figure ``reconstructions``); the ELBO declares no line chart.
+
+What the standard error means: the standard error of the mean over test episodes when every
 episode draws its own noise. A model whose ``neg_elbo`` draws a noise value shared by a whole
 evaluation batch (it declares ``noise_shared_across_episodes``; GPM ``code_compat``: one scalar
 weight noise for every episode) makes the episodes of a batch correlated, and an episode-level
@@ -22,20 +29,24 @@ from dataclasses import dataclass
 
 import torch
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_split,
 )
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.metrics import clustered_stderr, mean_and_stderr, nll_scale
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.datasets import ImageSplit
+from memorybench.benchmarks.common.episodes import fixed_class_episodes, fixed_episodes
+from memorybench.benchmarks.common.images import image_grid
+from memorybench.benchmarks.common.metrics import clustered_stderr, mean_and_stderr, nll_scale
 from memorybench.memories.configuration import require
 
 EPISODES_FILE = "elbo_episodes.csv"
+RECONSTRUCTIONS_FILE = "reconstructions.png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,12 +56,26 @@ class ELBOConfig(BenchmarkConfig):
     split: str = "test"  # split scored ("test" or "valid")
     max_episodes: int = 0  # cap on test episodes (0: cover the whole split once)
     samples: int = 1  # Monte-Carlo samples per episode, averaged
+    reconstruction_episodes: int = 2  # scored episodes drawn in reconstructions.png (0: no picture)
+    reconstruction_items: int = 8  # items drawn per episode
+    # >0: class-structured test episodes (needs labels): each draws its T items from this many
+    # classes, seeded by episode_seed; max_episodes of them (0: as many as cover the split once)
+    classes_per_episode: int = 0
 
     def validate(self) -> None:
         super().validate()
         require_split(self.split, choices=("test", "valid"))
         require(self.max_episodes >= 0, "max_episodes", f"must be >= 0, got {self.max_episodes}")
         require(self.samples > 0, "samples", f"must be positive, got {self.samples}")
+        require(self.classes_per_episode >= 0, "classes_per_episode", f"must be >= 0, got {self.classes_per_episode}")
+        require(
+            self.reconstruction_episodes >= 0,
+            "reconstruction_episodes",
+            f"must be >= 0, got {self.reconstruction_episodes}",
+        )
+        require(
+            self.reconstruction_items > 0, "reconstruction_items", f"must be positive, got {self.reconstruction_items}"
+        )
 
 
 @register_benchmark("elbo")
@@ -64,7 +89,13 @@ class ELBOBenchmark(Benchmark):
     def run(self, context: BenchmarkContext) -> BenchmarkOutcome:
         model, config = context.model.eval(), self.config
         split = context.dataset.split(config.split)
-        episodes = fixed_episodes(split, model.config.episode_length, config.episode_seed, config.max_episodes)
+        T = model.config.episode_length
+        if config.classes_per_episode > 0:
+            episodes = fixed_class_episodes(
+                split, T, config.classes_per_episode, config.episode_seed, config.max_episodes
+            )
+        else:
+            episodes = fixed_episodes(split, T, config.episode_seed, config.max_episodes)
         per_episode: dict[str, list[torch.Tensor]] = {}
         batch_ids: list[torch.Tensor] = []
         for batch, chunk in enumerate(episodes.split(config.batch_episodes)):
@@ -86,22 +117,37 @@ class ELBOBenchmark(Benchmark):
         batches = torch.cat(batch_ids)
         outcome = BenchmarkOutcome()
         columns = {name: factor * torch.cat(chunks) for name, chunks in per_episode.items()}
-        for name, values in columns.items():
+        for column, values in columns.items():
             mean, stderr = mean_and_stderr(values)
-            outcome.add(name, mean, unit)
-            if not name.startswith("term/"):
-                outcome.add(f"{name}_stderr", clustered_stderr(values, batches) if shared else stderr, unit)
+            stderr = clustered_stderr(values, batches) if shared else stderr
+            name, _, term = column.partition("term/")
+            tags = {"term": term} if term else {}
+            outcome.add(name or "nelbo_term", mean, unit, stderr=stderr, tags=tags)
         rows = [
             {"episode": i, **{name: float(values[i]) for name, values in columns.items()}} for i in range(len(episodes))
         ]
         atomic_write_csv(context.run_dir / EPISODES_FILE, rows)
         outcome.files.append(EPISODES_FILE)
+        if config.reconstruction_episodes:
+            self._reconstructions(context, split, episodes[: config.reconstruction_episodes])
+            outcome.files.append(RECONSTRUCTIONS_FILE)
+            outcome.figures.append(
+                Figure(
+                    name="reconstructions",
+                    kind="image",
+                    file=RECONSTRUCTIONS_FILE,
+                    title="Reconstructions: test episodes (data) over the read-out with the episode written",
+                )
+            )
         outcome.protocol = {
             "split": config.split,
             "episode_length": model.config.episode_length,
             "episodes": len(episodes),
             "images_scored": int(episodes.numel()),
             "episode_seed": config.episode_seed,
+            "episodes_drawn": f"{config.classes_per_episode} classes per episode (items may repeat across episodes)"
+            if config.classes_per_episode
+            else "a seeded permutation of the split in chunks of T (each item once)",
             "samples": config.samples,
             "mode": "eval, no gradient; memory written from the scored episode",
             "nelbo_cond": "reconstruction + per-item KL terms",
@@ -115,6 +161,20 @@ class ELBOBenchmark(Benchmark):
         if model.bound_caveat is not None:
             outcome.protocol["caveat"] = model.bound_caveat
         return outcome
+
+    def _reconstructions(self, context: BenchmarkContext, split: ImageSplit, episodes: torch.Tensor) -> None:
+        """Save ``reconstructions.png``: per episode ``[E, T]`` a row of its first items and below it
+        the model's expected read-out ``read(x, write(x)).mean`` of the same items."""
+        model, count = context.model, self.config.reconstruction_items
+        images = split.images(episodes).to(context.device)  # [E, T, C, H, W]
+        readout = model.read(images, model.write(images)).mean.clamp(0, 1)
+        rows = torch.stack([images[:, :count], readout[:, :count]], dim=1).flatten(0, 1)  # [2E, n, C, H, W]
+        image_grid(
+            rows.cpu(),
+            context.run_dir / RECONSTRUCTIONS_FILE,
+            title=f"{model.registry_name}: data over read-out",
+            row_labels=[f"{label} {e}" for e in range(len(episodes)) for label in ("data", "read-out")],
+        )
 
 
 def stderr_meaning(shared: bool, batch_episodes: int, samples: int) -> str:

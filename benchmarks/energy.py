@@ -14,37 +14,39 @@ Metrics: ``descent_fraction`` (steps that descend, over all queries and steps), 
 (queries whose energy never rises), ``decrease_fraction`` (queries that end lower than they start),
 ``energy_initial``/``energy_final`` (means at step 0 and the last step) and ``energy_change``
 (mean of final − initial). Files: ``energy_steps.csv`` (per step: mean, median, quartiles, the
-fraction of queries that descended at that step, mean Hamming error to the clean item),
-``energy_queries.csv`` (every query's energy per step, long format) and ``energy.png``.
+fraction of queries that descended at that step, mean Hamming error to the clean item) and
+``energy_queries.csv`` (every query's energy per step, long format). Means carry their standard
+error, clustered by episode (its queries share one memory). Declared figures (lines from
+``energy_steps.csv``): ``energy_per_step`` (mean energy with its standard error),
+``descent_per_step`` (fraction of queries descending) and ``hamming_per_step``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_split,
 )
-from memorybench.benchmarks.corruptions import corrupt, corruption_seed, format_level
-from memorybench.benchmarks.denoising import read_trajectory
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.figures import Panel, line_figure
-from memorybench.benchmarks.metrics import mean_and_stderr, quantiles, wrong_pixels
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.corruptions import corrupt, corruption_seed, format_level
+from memorybench.benchmarks.common.episodes import fixed_episodes
+from memorybench.benchmarks.common.metrics import clustered_stderr, mean_and_stderr, quantiles
+from memorybench.benchmarks.common.reading import denoise
 from memorybench.memories.configuration import require
 
 STEPS_FILE = "energy_steps.csv"
 QUERIES_FILE = "energy_queries.csv"
-FIGURE_FILE = "energy.png"
 RELATIVE_TOLERANCE = 1e-5
 
 
@@ -61,7 +63,6 @@ class EnergyConfig(BenchmarkConfig):
     level: float = 0.15  # its level (fraction, block side, degrees or std)
     salt_pepper_mode: Literal["flip", "random_value"] = "flip"
     rotation_sign: Literal["random", "positive"] = "random"
-    trajectories_drawn: int = 12  # individual energy trajectories drawn in energy.png
     save_queries: bool = True  # write energy_queries.csv
 
     def validate(self) -> None:
@@ -80,7 +81,6 @@ class EnergyConfig(BenchmarkConfig):
                 "level",
                 f"a block side must be a positive integer, got {self.level}",
             )
-        require(self.trajectories_drawn >= 0, "trajectories_drawn", f"must be >= 0, got {self.trajectories_drawn}")
 
 
 @register_benchmark("energy")
@@ -115,9 +115,9 @@ class EnergyBenchmark(Benchmark):
             clean = clean_all[start : start + config.batch_episodes].to(context.device)
             queries = queries_all[start : start + config.batch_episodes].to(context.device)
             state = model.write(clean)
-            images = [queries, *read_trajectory(model, queries, state, config.steps, config.threshold)]
+            images, wrong = denoise(model, queries, clean, state, config.steps, config.threshold)
             energies.append(torch.stack([model.energy(x, state) for x in images]).double().cpu())  # [steps+1, b, T]
-            errors.append(torch.stack([wrong_pixels(x, clean, model.binary_data) for x in images]).cpu())
+            errors.append(wrong.cpu())
         energy = torch.cat(energies, dim=1).flatten(1)  # [steps+1, N]
         error = torch.cat(errors, dim=1).flatten(1)
         if not bool(torch.isfinite(energy).all()):
@@ -132,10 +132,14 @@ class EnergyBenchmark(Benchmark):
         outcome.add(
             "decrease_fraction", float((energy[-1] < energy[0]).double().mean()), "fraction", higher_is_better=True
         )
-        outcome.add("energy_initial", float(energy[0].mean()), "energy", higher_is_better=False)
-        outcome.add("energy_final", float(energy[-1].mean()), "energy", higher_is_better=False)
-        outcome.add("energy_change", float((energy[-1] - energy[0]).mean()), "energy", higher_is_better=False)
-        outcome.add("hamming_final", float(error[-1].double().mean()), "pixels", higher_is_better=False)
+        episode_ids = torch.arange(energy.shape[1]) // length  # queries of one episode share a memory
+        for name, values, unit in (
+            ("energy_initial", energy[0], "energy"),
+            ("energy_final", energy[-1], "energy"),
+            ("energy_change", energy[-1] - energy[0], "energy"),
+            ("hamming_final", error[-1].double(), "pixels"),
+        ):
+            outcome.add(name, float(values.mean()), unit, stderr=clustered_stderr(values, episode_ids))
 
         step_rows = []
         for step in range(config.steps + 1):
@@ -164,8 +168,15 @@ class EnergyBenchmark(Benchmark):
             ]
             atomic_write_csv(context.run_dir / QUERIES_FILE, rows)
             outcome.files.append(QUERIES_FILE)
-        self._figure(context, energy, step_rows)
-        outcome.files.append(FIGURE_FILE)
+        outcome.figures += [
+            Figure(name=f"{name}_per_step", kind="line", file=STEPS_FILE, title=title, x="step", y=y, error=error,
+                   xlabel="iterative-reading step", ylabel=label, lower_is_better=lower, integer_x=True)
+            for name, y, error, label, lower, title in (
+                ("energy", "energy_mean", "energy_stderr", "mean energy", True, "Energy while reading"),
+                ("descent", "descended_fraction", "", "fraction of queries descending", False, "Energy descent per step"),
+                ("hamming", "hamming_mean", "", "mean wrong pixels", True, "Error while reading (energy benchmark)"),
+            )
+        ]  # fmt: skip
         outcome.protocol = {
             "split": config.split,
             "episode_length": length,
@@ -182,41 +193,6 @@ class EnergyBenchmark(Benchmark):
             "memory": "written once per episode batch from the clean episode, never updated while reading",
         }
         return outcome
-
-    def _figure(self, context: BenchmarkContext, energy: torch.Tensor, step_rows: list[dict[str, Any]]) -> None:
-        steps = [row["step"] for row in step_rows]
-        series: dict[str, tuple[Any, ...]] = {
-            "median (quartile band)": (
-                steps,
-                [row["energy_median"] for row in step_rows],
-                [row["energy_q25"] for row in step_rows],
-                [row["energy_q75"] for row in step_rows],
-            )
-        }
-        panels = [Panel(title="all queries", xlabel="iterative-reading step", ylabel="energy", series=series)]
-        drawn = min(self.config.trajectories_drawn, energy.shape[1])
-        if drawn:
-            pick = torch.linspace(0, energy.shape[1] - 1, drawn).long()
-            individual = {f"query {int(q)}": (steps, energy[:, q].tolist()) for q in pick}
-            panels.append(
-                Panel(
-                    title="individual queries",
-                    xlabel="iterative-reading step",
-                    ylabel="energy",
-                    series=individual,
-                    legend=False,
-                )
-            )
-        noise = (
-            self.config.noise
-            if self.config.noise == "none"
-            else f"{self.config.noise} {format_level(self.config.level)}"
-        )
-        line_figure(
-            panels,
-            context.run_dir / FIGURE_FILE,
-            title=f"{context.model.registry_name}: energy while reading ({noise})",
-        )
 
 
 __all__ = ["EnergyBenchmark", "EnergyConfig"]

@@ -13,12 +13,15 @@ Metrics: ``nn_distance_mean``/``nn_distance_median`` (to the written episode),
 ``nn_distance_unwritten_mean``, ``nn_distance_ratio`` (written / unwritten; < 1: samples are
 specific to the written episode), ``within_episode_distance_mean`` (the reference spread),
 ``copy_rate`` (samples within ⌊copy_fraction·pixels⌋ Hamming — or RMS error ≤ copy_fraction for
-8-bit data — of a written item), and the same before refinement with the suffix ``/step0``.
+8-bit data — of a written item), and ``nn_distance_mean``/``copy_rate`` before refinement, tagged
+``{"refinement_steps": 0}`` (the untagged ones are after ``steps`` refinement steps). Means carry
+their standard error, clustered by written episode (its samples share one memory).
 Distances are descriptive: ``higher_is_better`` is False for them (closer to the written items)
 and for ``copy_rate`` (novel samples are the point of generation). Files:
 ``generation_samples.csv`` (every sample's nearest neighbours and distances),
 ``generation_samples.png`` (samples beside their nearest written item, distance printed) and
-``generation_distances.png`` (the three distance distributions).
+``generation_distances.png`` (the three distance distributions), both declared as image figures
+(``samples``, ``distances``).
 """
 
 from __future__ import annotations
@@ -30,18 +33,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_split,
 )
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.figures import histogram_figure, image_grid
-from memorybench.benchmarks.metrics import nearest, quantiles, success_threshold
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.episodes import fixed_episodes
+from memorybench.benchmarks.common.images import histogram_figure, image_grid
+from memorybench.benchmarks.common.metrics import clustered_stderr, nearest, quantiles, success_threshold
 from memorybench.memories.configuration import require
 from memorybench.memories.protocol import MemoryModel
 
@@ -128,16 +132,23 @@ class GenerationBenchmark(Benchmark):
         unit = "pixels (Hamming)" if binary else "L2"
         d, d_unwritten, d_within, d_raw = values["nn"], values["nn_unwritten"], values["within"], values["step0"]
         spread = quantiles(d, (0.05, 0.5, 0.95))
-        outcome.add("nn_distance_mean", float(d.mean()), unit)
+        episode_ids = torch.arange(d.shape[0]).unsqueeze(1).expand_as(d)  # samples of one episode share a memory
+
+        def add(name: str, values: Tensor, metric_unit: str, **tags: Any) -> None:
+            outcome.add(
+                name, float(values.mean()), metric_unit, stderr=clustered_stderr(values, episode_ids), tags=tags
+            )
+
+        add("nn_distance_mean", d, unit)
         outcome.add("nn_distance_median", spread[0.5], unit)
         outcome.add("nn_distance_p05", spread[0.05], unit)
         outcome.add("nn_distance_p95", spread[0.95], unit)
-        outcome.add("nn_distance_unwritten_mean", float(d_unwritten.mean()), unit)
+        add("nn_distance_unwritten_mean", d_unwritten, unit)
         outcome.add("nn_distance_ratio", float(d.mean() / d_unwritten.mean().clamp(min=1e-12)), "ratio")
         outcome.add("within_episode_distance_mean", float(d_within.mean()), unit)
-        outcome.add("copy_rate", float((d <= copy_limit).double().mean()), "fraction")
-        outcome.add("nn_distance_mean/step0", float(d_raw.mean()), unit)
-        outcome.add("copy_rate/step0", float((d_raw <= copy_limit).double().mean()), "fraction")
+        add("copy_rate", (d <= copy_limit).double(), "fraction")
+        add("nn_distance_mean", d_raw, unit, refinement_steps=0)
+        add("copy_rate", (d_raw <= copy_limit).double(), "fraction", refinement_steps=0)
 
         rows: list[dict[str, Any]] = []
         for e in range(d.shape[0]):
@@ -162,10 +173,16 @@ class GenerationBenchmark(Benchmark):
             title=f"{model.registry_name}: generation, T={length}, {config.steps} refinement steps",
         )
         outcome.files.append(DISTANCES_FILE)
+        outcome.figures.append(
+            Figure(name="distances", kind="image", file=DISTANCES_FILE, title="Nearest-neighbour distances of samples")
+        )
         if grid and config.grid_samples:
             drawn = config.grid_episodes
             self._save_grid(context, torch.cat(grid)[:drawn], torch.cat(grid_distances)[:drawn], length)
             outcome.files.append(GRID_FILE)
+            outcome.figures.append(
+                Figure(name="samples", kind="image", file=GRID_FILE, title="Samples beside their nearest written item")
+            )
         outcome.protocol = {
             "split": config.split,
             "episode_length": length,

@@ -7,7 +7,10 @@ same for every model); the latent memory alone is used (``latent_memory.write(z)
 ``latent_memory.read(z, state)``), so the number isolates the memory from the decoder. Reported
 for the mean read-out (``sample=False``; ``cosine_mean``) and one sampled read-out
 (``cosine_mean_sampled``), with the distribution over items (quantiles, ``retrieval_items.csv``,
-``retrieval_cosine.png``) and the relative error ‖read − z‖/‖z‖.
+``retrieval_cosine.png``, declared as the image figure ``cosine_distribution``) and the relative
+error ‖read − z‖/‖z‖. Untagged metrics pool every episode length; with several lengths each is
+also reported per length, tagged ``{"T": T}``. Means carry their standard error, clustered by
+episode (the items of an episode share one memory).
 
 Needs a latent K×C-style memory and an encoder; models without one (the memoryless VAE, the
 K++-style grid memory) are recorded as not applicable.
@@ -20,19 +23,20 @@ from typing import Any
 
 import torch
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_lengths,
     require_split,
 )
-from memorybench.benchmarks.episodes import fixed_episodes
-from memorybench.benchmarks.figures import histogram_figure
-from memorybench.benchmarks.metrics import cosine_similarity, quantiles
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.episodes import fixed_episodes
+from memorybench.benchmarks.common.images import histogram_figure
+from memorybench.benchmarks.common.metrics import clustered_stderr, cosine_similarity, quantiles
 from memorybench.memories.configuration import require
 from memorybench.memories.protocol import MemoryModel
 
@@ -120,14 +124,15 @@ class RetrievalBenchmark(Benchmark):
             raise ValueError(f"retrieval: no episode length fits the {config.split} split ({len(split)} images)")
 
         outcome = BenchmarkOutcome()
-        everything = {
-            name: torch.cat([c[name].flatten() for c in columns.values()])
-            for name in ("cosine", "cosine_sampled", "relative_error")
-        }
-        self._add(outcome, "", everything)
+        names = ("cosine", "cosine_sampled", "relative_error")
+        everything = {name: torch.cat([c[name].flatten() for c in columns.values()]) for name in names}
+        episode_ids = [torch.arange(c["cosine"].shape[0]).unsqueeze(1).expand_as(c["cosine"]) for c in columns.values()]
+        offsets = torch.tensor([0, *[ids.shape[0] for ids in episode_ids]]).cumsum(0)
+        clusters = torch.cat([(ids + offset).flatten() for ids, offset in zip(episode_ids, offsets)])
+        self._add(outcome, {}, everything, clusters)
         if len(columns) > 1:
-            for length, values in columns.items():
-                self._add(outcome, f"/T{length}", {k: v.flatten() for k, v in values.items()})
+            for (length, values), ids in zip(columns.items(), episode_ids):
+                self._add(outcome, {"T": length}, {k: v.flatten() for k, v in values.items()}, ids.flatten())
         atomic_write_csv(context.run_dir / ITEMS_FILE, rows)
         histogram_figure(
             {"mean read-out": everything["cosine"], "sampled read-out": everything["cosine_sampled"]},
@@ -136,6 +141,9 @@ class RetrievalBenchmark(Benchmark):
             title=f"{model.registry_name}: retrieval similarity",
         )
         outcome.files += [ITEMS_FILE, FIGURE_FILE]
+        outcome.figures.append(
+            Figure(name="cosine_distribution", kind="image", file=FIGURE_FILE, title="Retrieval similarity per item")
+        )
         outcome.protocol = {
             "split": config.split,
             "episode_lengths": sorted(columns),
@@ -149,15 +157,19 @@ class RetrievalBenchmark(Benchmark):
         return outcome
 
     @staticmethod
-    def _add(outcome: BenchmarkOutcome, suffix: str, values: dict[str, torch.Tensor]) -> None:
+    def _add(
+        outcome: BenchmarkOutcome, tags: dict[str, Any], values: dict[str, torch.Tensor], episodes: torch.Tensor
+    ) -> None:
+        """The metrics of items ``values`` ``[N]`` (``episodes``: each item's episode, for the stderr)."""
         cosine = values["cosine"]
         spread = quantiles(cosine, (0.05, 0.5))
-        outcome.add(f"cosine_mean{suffix}", float(cosine.mean()), "cosine", higher_is_better=True)
-        outcome.add(f"cosine_median{suffix}", spread[0.5], "cosine", higher_is_better=True)
-        outcome.add(f"cosine_p05{suffix}", spread[0.05], "cosine", higher_is_better=True)
-        outcome.add(
-            f"cosine_mean_sampled{suffix}", float(values["cosine_sampled"].mean()), "cosine", higher_is_better=True
-        )
-        outcome.add(
-            f"relative_error_mean{suffix}", float(values["relative_error"].mean()), "ratio", higher_is_better=False
-        )
+
+        def mean(name: str, values: torch.Tensor, unit: str, higher: bool) -> None:
+            stderr = clustered_stderr(values, episodes)
+            outcome.add(name, float(values.mean()), unit, higher, stderr=stderr, tags=tags)
+
+        mean("cosine_mean", cosine, "cosine", True)
+        outcome.add("cosine_median", spread[0.5], "cosine", True, tags=tags)
+        outcome.add("cosine_p05", spread[0.05], "cosine", True, tags=tags)
+        mean("cosine_mean_sampled", values["cosine_sampled"], "cosine", True)
+        mean("relative_error_mean", values["relative_error"], "ratio", False)

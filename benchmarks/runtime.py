@@ -14,9 +14,13 @@ headline (mean, min and interquartile range are kept). On CUDA every timed call 
 bytes allocated minus bytes freed by torch during the call, from ``torch.profiler``'s memory
 events (exact for tensor storage; Python objects and allocator slack are not counted).
 
-Figure 3b is rebuilt from ``runtime.csv``: left panel, ``median_ms`` against K for each op and T
-of the grid; right panel, against ``steps`` at the ``steps_at`` (T, K) pairs (GPM: 64×64 and
-128×64). Columns: ``op, T, K, steps, device, median_ms`` then mean/min/IQR, repeats, batch,
+Metrics: ``train_step_ms`` and ``write_read_ms`` tagged ``{"T", "K"}`` per grid point (plus
+``"steps"`` in the steps sweep); untagged, the run's own configuration, with ``<op>_peak_mb``.
+Declared figures (Figure 3b, lines from ``runtime.csv``, a panel per op): ``time_by_size``
+(``median_ms`` against K, a line per T; ``time_by_length`` against T for models without a memory
+size) and ``time_by_steps`` (against ``steps`` at the ``steps_at`` (T, K) pairs; GPM: 64×64 and
+128×64). Timing and peak memory come from :mod:`memorybench.benchmarks.common.timing`, the
+training step from the trainer's ``training_step``. Columns: ``op, T, K, steps, device, median_ms`` then mean/min/IQR, repeats, batch,
 threads, peak_mb, write_ms, read_ms and status (``skipped: ...``/``not applicable: ...`` rows have
 no timings). K and steps are empty for models without a memory size or a steps knob. The
 device, thread count and library versions are in ``result.json``'s protocol (and environment).
@@ -33,123 +37,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from memorybench.benchmarks.artifacts import atomic_write_csv
 from memorybench.benchmarks.base import (
     Benchmark,
     BenchmarkConfig,
     BenchmarkContext,
     BenchmarkOutcome,
+    Figure,
     register_benchmark,
     require_lengths,
 )
-from memorybench.benchmarks.figures import Panel, line_figure
-from memorybench.benchmarks.throughput import model_step
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.episodes import random_pixel_episodes
+from memorybench.benchmarks.common.timing import PeakMemory, memory_call, peak_memory_mb, summarize, time_calls
+from memorybench.benchmarks.common.trainer import adam, training_step
 from memorybench.memories.configuration import require
-from memorybench.memories.protocol import LatentMemory, MemoryModel
+from memorybench.memories.protocol import MemoryModel
 
 CSV_FILE = "runtime.csv"
-FIGURE_FILE = "runtime.png"
 OPS = ("train_step", "write_read")
 COLUMNS = [
     "op", "T", "K", "steps", "device", "median_ms", "mean_ms", "min_ms", "iqr_ms", "repeats",
     "batch", "threads", "peak_mb", "write_ms", "read_ms", "series", "status",
 ]  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- timing kit
-def synchronize(device: torch.device) -> None:
-    """Wait for queued CUDA work (no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_calls(
-    call: Callable[[], dict[str, float] | None], device: torch.device, warmup: int, repeats: int
-) -> dict[str, list[float]]:
-    """Run ``call`` ``warmup`` times untimed, then ``repeats`` times timed (ms, synchronized).
-
-    ``call`` may return a dict of named sub-timings in ms (e.g. write and read); they are collected too.
-    """
-    for _ in range(warmup):
-        call()
-        synchronize(device)
-    timings: dict[str, list[float]] = {"total": []}
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        parts = call()
-        synchronize(device)
-        timings["total"].append(1e3 * (time.perf_counter() - start))
-        for name, value in (parts if isinstance(parts, dict) else {}).items():
-            timings.setdefault(name, []).append(value)
-    return timings
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    """Median, mean, min and interquartile range of timings (ms)."""
-    ordered = sorted(values)
-    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
-    return {
-        "median_ms": statistics.median(ordered),
-        "mean_ms": statistics.fmean(ordered),
-        "min_ms": ordered[0],
-        "iqr_ms": quartiles[2] - quartiles[0],
-    }
-
-
-def peak_memory_mb(call: Callable[[], Any], device: torch.device) -> float | None:
-    """Peak extra memory (MB) of one ``call``: CUDA allocator peak, or torch's CPU allocations
-    from profiler memory events (None if the profiler cannot report them)."""
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        call()
-        synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    from torch.profiler import ProfilerActivity, profile
-
-    try:
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            call()
-        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]  # type: ignore[union-attr]
-    except (AttributeError, RuntimeError):
-        return None
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if str(event.device_type()).endswith("CPU"):
-            live += event.nbytes()
-            peak = max(peak, live)
-    return peak / 2**20
-
-
-def memory_call(memory: LatentMemory, codes: Tensor, device: torch.device) -> Callable[[], dict[str, float]]:
-    """One write of ``codes`` ``[B, T, C]`` then one read of the same codes; returns write/read ms."""
-
-    @torch.no_grad()
-    def call() -> dict[str, float]:
-        start = time.perf_counter()
-        state = memory.write(codes)
-        synchronize(device)
-        middle = time.perf_counter()
-        memory.read(codes, state)
-        synchronize(device)
-        end = time.perf_counter()
-        return {"write": 1e3 * (middle - start), "read": 1e3 * (end - middle)}
-
-    return call
-
-
-def random_episode(
-    batch: int, length: int, model: MemoryModel, device: torch.device, generator: torch.Generator
-) -> Tensor:
-    """A random episode ``[B, T, C, H, W]``: binary pixels, or k/255 values for 8-bit data."""
-    shape = (batch, length, *model.image_shape)
-    if model.binary_data:
-        return (torch.rand(shape, generator=generator) < 0.5).float().to(device)
-    return (torch.randint(0, 256, shape, generator=generator).float() / 255.0).to(device)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -235,18 +145,17 @@ class RuntimeBenchmark(Benchmark):
         for row in rows:
             if row["median_ms"] == "":
                 continue
-            name = f"{row['op']}_ms/T{row['T']}" + (f"/K{row['K']}" if row["K"] != "" else "")
+            tags = {"T": row["T"], **({"K": row["K"]} if row["K"] != "" else {})}
             if row["series"] == "steps":
-                name += f"/steps{row['steps']}"
-            outcome.add(name, row["median_ms"], "ms")
+                tags["steps"] = row["steps"]
+            outcome.add(f"{row['op']}_ms", row["median_ms"], "ms", tags=tags)
             if row["series"] != "steps" and (row["T"], row["K"] if row["K"] != "" else None) == own[:2]:
                 outcome.add(f"{row['op']}_ms", row["median_ms"], "ms")
                 if row["peak_mb"] != "":
                     outcome.add(f"{row['op']}_peak_mb", row["peak_mb"], "MB")
         atomic_write_csv(context.run_dir / CSV_FILE, rows, columns=COLUMNS)
         outcome.files.append(CSV_FILE)
-        if self._figure(context, rows):
-            outcome.files.append(FIGURE_FILE)
+        outcome.figures += self._figures(own[1] is not None, own[2] is not None and bool(self.config.steps_at))
         outcome.protocol = {
             "ops": {
                 "train_step": "model.loss + backward + grad-norm clip + Adam step on a random episode batch [B, T, C, H, W]",
@@ -259,11 +168,7 @@ class RuntimeBenchmark(Benchmark):
             "synchronization": "torch.cuda.synchronize around every timed call"
             if context.device.type == "cuda"
             else "none (CPU)",
-            "peak_memory": (
-                "torch.cuda.max_memory_allocated above the memory held before one extra call"
-                if context.device.type == "cuda"
-                else "peak of torch CPU allocations minus frees during one extra call (torch.profiler memory events)"
-            ),
+            "peak_memory": PeakMemory(context.device).method + " (one extra call)",
             "models": "fresh, untrained instances of the run's model class and config, rebuilt per K and steps",
             "own_configuration": {"T": own[0], "K": own[1], "steps": own[2]},
             "device": str(context.device),
@@ -348,7 +253,7 @@ class RuntimeBenchmark(Benchmark):
                 continue
             call = self._call(point, model, device, generator)
             timings = time_calls(call, device, config.warmup, config.repeats)
-            row.update({k: round(v, 4) for k, v in summarize(timings["total"]).items()})
+            row.update({f"{k}_ms": round(v, 4) for k, v in summarize(timings["total"]).items()})
             row["repeats"] = config.repeats
             for part in ("write", "read"):
                 if part in timings:
@@ -372,50 +277,41 @@ class RuntimeBenchmark(Benchmark):
             codes = torch.randn(config.batch_episodes, point.length, code_size, generator=generator).to(device)
             return memory_call(memory, codes, device)
         model.train()
-        step = model_step(model, config.learning_rate, config.weight_decay, config.grad_clip)
-        episode = random_episode(config.batch_episodes, point.length, model, device, generator)
-        return lambda: step(episode)
+        optimizer = adam(model, config.learning_rate, config.weight_decay)
+        shape, binary = model.image_shape, model.binary_data
+        episode = random_pixel_episodes(config.batch_episodes, point.length, shape, binary, generator).to(device)
+        return lambda: training_step(model, optimizer, episode, config.grad_clip)
 
-    def _figure(self, context: BenchmarkContext, rows: list[dict[str, Any]]) -> bool:
-        timed = [r for r in rows if r["median_ms"] != ""]
-        grid = [r for r in timed if r["series"] == "grid"]
-        sweep = [r for r in timed if r["series"] == "steps"]
-        has_k = any(r["K"] != "" for r in grid)
-        panels = []
-        series: dict[str, tuple[list[float], list[float]]] = {}
-        for r in sorted(grid, key=lambda r: (r["op"], r["T"], r["K"] if has_k else 0)):
-            label = f"{r['op']} T={r['T']}" if has_k else r["op"]
-            x, y = series.setdefault(label, ([], []))
-            x.append(r["K"] if has_k else r["T"])
-            y.append(r["median_ms"])
-        if series:
-            xlabel = "memory size K" if has_k else "episode length T"
-            panels.append(
-                Panel(
-                    title="per call vs K" if has_k else "per call vs T",
-                    xlabel=xlabel,
-                    ylabel="median ms",
-                    series=series,
-                    logy=True,
-                )
+    def _figures(self, has_k: bool, has_steps: bool) -> list[Figure]:
+        """Figure 3b from ``runtime.csv``: median time against K (or T without a memory size) per op
+        and T, and against the pseudo-inverse steps at the ``steps_at`` (T, K) pairs."""
+        common = {"kind": "line", "file": CSV_FILE, "y": "median_ms", "facet": "op", "ylabel": "median ms per call"}
+        figures = [
+            Figure(
+                name="time_by_size" if has_k else "time_by_length",
+                title="Runtime per call against the memory size" if has_k else "Runtime per call against T",
+                x="K" if has_k else "T",
+                hue="T" if has_k else "",
+                where={"series": "grid"},
+                xlabel="memory size K" if has_k else "episode length T",
+                lower_is_better=True,
+                integer_x=True,
+                logy=True,
+                **common,
             )
-        steps_series: dict[str, tuple[list[float], list[float]]] = {}
-        for r in sorted(sweep, key=lambda r: (r["op"], r["T"], r["K"], r["steps"])):
-            x, y = steps_series.setdefault(f"{r['op']} T={r['T']} K={r['K']}", ([], []))
-            x.append(r["steps"])
-            y.append(r["median_ms"])
-        if steps_series:
-            panels.append(
-                Panel(
-                    title="per call vs pseudo-inverse steps",
+        ]
+        if has_steps:
+            figures.append(
+                Figure(
+                    name="time_by_steps",
+                    title="Runtime per call against the pseudo-inverse steps",
+                    x="steps",
+                    hue="T",
+                    where={"series": "steps"},
                     xlabel=self.config.steps_field,
-                    ylabel="median ms",
-                    series=steps_series,
+                    lower_is_better=True,
+                    integer_x=True,
+                    **common,
                 )
             )
-        if not panels:
-            return False
-        line_figure(
-            panels, context.run_dir / FIGURE_FILE, title=f"{context.model.registry_name}: runtime on {context.device}"
-        )
-        return True
+        return figures

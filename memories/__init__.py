@@ -1,29 +1,41 @@
 """The memory-model zoo: registry, protocol, shared networks and math, one file per model.
 
->>> import memories
+>>> from memorybench import memories
 >>> memories.available()                       # doctest: +SKIP
 ['dkm', 'gpm', 'kanerva_pp', 'km', 'vae']
 >>> model = memories.create("gpm", memory_size=32, code_size=100)   # doctest: +SKIP
+
+Importing this package imports no torch: the registry and the config machinery are plain Python,
+and the protocol (``MemoryModel``, ...) is imported on first use, so ``memorybench list`` and
+``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from memorybench.memories.configuration import ConfigError, from_mapping
-from memorybench.memories.protocol import LatentMemory, LossTerms, MemoryModel, ModelConfig, NegELBO
+from memorybench.memories.configuration import ConfigError
 from memorybench.memories.registry import Registry, RegistryError
 
-BUILTIN_MODELS = (
-    "memorybench.memories.vae",
-    "memorybench.memories.gpm",
-    "memorybench.memories.km",
-    "memorybench.memories.dkm",
-    "memorybench.memories.kanerva_pp",
-)
+if TYPE_CHECKING:
+    from memorybench.memories.protocol import LatentMemory, LossTerms, MemoryModel, ModelConfig, NegELBO
 
-MEMORIES: Registry[type[MemoryModel]] = Registry("memory", "memorybench.memories", builtin_modules=BUILTIN_MODELS)
+MEMORIES: Registry[type[MemoryModel]] = Registry(
+    "memory",
+    "memorybench.memories",
+    builtin_package="memorybench.memories",
+    base="memorybench.memories.protocol:MemoryModel",
+)
 register_memory = MEMORIES.register
+
+_PROTOCOL = ("LatentMemory", "LossTerms", "MemoryModel", "ModelConfig", "NegELBO")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PROTOCOL:
+        return getattr(importlib.import_module("memorybench.memories.protocol"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def available() -> list[str]:
@@ -33,8 +45,8 @@ def available() -> list[str]:
 
 def config_for(name: str, settings: dict[str, Any] | None = None, where: str | None = None) -> ModelConfig:
     """Validate ``settings`` against model ``name``'s config dataclass (one-line errors)."""
-    cls = MEMORIES.get(name)
-    return from_mapping(cls.config_class, settings, where or f"memories.{name}")
+    config: ModelConfig = MEMORIES.config_for(name, settings, where)
+    return config
 
 
 def create(
@@ -46,8 +58,8 @@ def create(
 ) -> MemoryModel:
     """Instantiate registered model ``name`` with config keys ``settings`` for images of
     ``image_shape`` under ``likelihood`` ("bernoulli" or "dmol")."""
-    config = config_for(name, settings)
-    return MEMORIES.get(name)(config, image_shape=image_shape, likelihood=likelihood)
+    model: MemoryModel = MEMORIES.create(name, settings, image_shape=image_shape, likelihood=likelihood)
+    return model
 
 
 __all__ = [

@@ -5,7 +5,7 @@ activations; the decoder mirrors it with transposed convolutions. GroupNorm repl
 so an evaluation number never depends on which episodes share a batch.
 An MLP option serves quick runs and non-image plugins. The ``reference`` option is the layout of
 the public GPM code (BatchNorm, ReLU, basic residual blocks, 28×28 images only), for parity with
-that code (``python -m memorybench.benchmarks.gpm_parity``, docs/models/gpm_parity.md);
+that code (``python -m memorybench.benchmarks.parity.gpm_parity``, docs/models/gpm_parity.md);
 ``reference_groupnorm`` is the same layout with GroupNorm, so its scores do not depend on which
 episodes share a batch.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 
@@ -99,7 +100,7 @@ class ConvDecoder(nn.Module):
     full resolution. That full-resolution stage (a 16-channel transposed convolution to 28×28,
     GroupNorm, swish and a 3×3 convolution, run twice per GPM step) was two thirds of a GPM
     training step on a 2-core CPU: 0.65 s → 0.22 s per 1,024-image step
-    (``python -m memorybench.benchmarks.throughput --compare-reference --profile``).
+    (``python -m memorybench.benchmarks.speed.throughput --compare-reference --profile``).
     """
 
     def __init__(self, in_features: int, image_shape: tuple[int, int, int], param_channels: int, config: NetworkConfig):
@@ -274,8 +275,10 @@ def build_decoder(
     return DECODERS[config.kind](in_features, image_shape, param_channels, config)
 
 
-def apply_to_items(module: nn.Module, items: Tensor, item_dims: int) -> Tensor:
-    """Run ``module`` on the flattened leading (batch, time) dims: ``[B, T, *item] -> [B, T, *out]``."""
+def apply_to_items(module: nn.Module, items: Tensor, item_dims: int, chunk: int = 0) -> Tensor:
+    """Run ``module`` on the flattened leading (batch, time) dims: ``[B, T, *item] -> [B, T, *out]``,
+    on at most ``chunk`` items per call when ``chunk`` > 0 (same result, lower peak memory)."""
     lead = items.shape[: items.dim() - item_dims]
-    out = module(items.reshape(-1, *items.shape[items.dim() - item_dims :]))
+    flat = items.reshape(-1, *items.shape[items.dim() - item_dims :])
+    out = torch.cat([module(part) for part in flat.split(chunk)]) if chunk > 0 else module(flat)
     return out.reshape(*lead, *out.shape[1:])

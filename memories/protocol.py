@@ -9,6 +9,8 @@ capabilities (``has_memory_prior``, ``has_latent_memory``, ``supports_generation
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -91,6 +93,7 @@ class MemoryModel(nn.Module):
     has_latent_memory: ClassVar[bool] = False  # self.memory writes/reads codes without the encoders
     supports_generation: ClassVar[bool] = True
     energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"
+    item_chunk: int = 0  # most items per encoder/decoder call (0: all at once); see items_in_chunks
 
     def __init__(
         self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28), likelihood: str = "bernoulli"
@@ -109,11 +112,26 @@ class MemoryModel(nn.Module):
 
     def encode_items(self, encoder: nn.Module, images: Tensor) -> Tensor:
         """Apply ``encoder`` per item: ``[B, T, C, H, W] -> [B, T, F]``."""
-        return apply_to_items(encoder, images, 3)
+        return apply_to_items(encoder, images, 3, self.item_chunk)
 
     def decode_items(self, decoder: nn.Module, codes: Tensor) -> Reconstruction:
         """Apply ``decoder`` per item: codes ``[B, T, C] ->`` a distribution over ``[B, T, C, H, W]``."""
-        return self.likelihood(apply_to_items(decoder, codes, 1))
+        return self.likelihood(apply_to_items(decoder, codes, 1, self.item_chunk))
+
+    @contextmanager
+    def items_in_chunks(self, chunk: int) -> Iterator[None]:
+        """Within the block, :meth:`encode_items`/:meth:`decode_items` run the networks on at most
+        ``chunk`` items per call (same results, lower peak memory; the capacity benchmark's very
+        long episodes). Nothing but :attr:`item_chunk` changes, and it is restored afterwards."""
+        previous = vars(self).get("item_chunk")
+        self.item_chunk = chunk
+        try:
+            yield
+        finally:
+            if previous is None:
+                del self.item_chunk  # back to the class default
+            else:
+                self.item_chunk = previous
 
     @property
     def binary_data(self) -> bool:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from memorybench.reports.load import Results
+from memorybench.reports.load import TAG_PREFIX, Results
 
 CONFIDENCE = 0.95
-GROUP = ["suite", "model", "memory_class", "dataset", "benchmark", "metric", "unit", "higher_is_better"]
+GROUP = ["suite", "model", "memory_class", "dataset", "benchmark", "metric", "tags", "unit", "higher_is_better"]
 EPISODE_FILE_SUFFIX = "_episodes.csv"  # any such file with an ``episode`` column pairs by episode
 # file -> (columns identifying one paired unit, {value column: (unit, higher_is_better)})
 PAIRED_FILES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, bool]]]] = {
@@ -57,8 +57,10 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
 
 
 def aggregate(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std, 95 % CI and n over seeds of the (current) long-format metrics."""
-    columns = [*GROUP, "n", "mean", "std", "ci95_low", "ci95_high", "stderr_within", "seeds", "run_ids"]
+    """Mean, std, 95 % CI and n over seeds of the (current) long-format metrics, per metric and tags
+    (the ``tag_<key>`` columns are carried along)."""
+    tag_columns = [c for c in metrics.columns if c.startswith(TAG_PREFIX)]
+    columns = [*GROUP, *tag_columns, "n", "mean", "std", "ci95_low", "ci95_high", "stderr_within", "seeds", "run_ids"]
     if metrics.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -68,6 +70,7 @@ def aggregate(metrics: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 **dict(zip(GROUP, key)),
+                **group[tag_columns].iloc[0].to_dict(),
                 "n": len(finite),
                 "mean": mean,
                 "std": std,
@@ -154,7 +157,8 @@ def paired_differences(results: Results, metrics: list[str] | None = None) -> pd
         episodes = episodes[~episodes["metric"].str.contains("/", regex=False)]
     else:
         episodes = episodes[episodes["metric"].isin(metrics)]
-    info = results.current_metrics.drop_duplicates(["suite", "dataset", "benchmark", "metric"]).set_index(
+    untagged = results.current_metrics[results.current_metrics["tags"] == ""]
+    info = untagged.drop_duplicates(["suite", "dataset", "benchmark", "metric"]).set_index(
         ["suite", "dataset", "benchmark", "metric"]
     )
     declared = {metric: spec for _, specs in PAIRED_FILES.values() for metric, spec in specs.items()}

@@ -32,14 +32,13 @@ from typing import Any
 
 import pandas as pd
 
-from memorybench.benchmarks.artifacts import atomic_write_bytes, atomic_write_text
 from memorybench.reports import benchmark_figures, figures, paper_tables
 from memorybench.reports.aggregate import aggregate, paired_differences
 from memorybench.reports.html import ReportContent, render_html, render_markdown
 from memorybench.reports.load import Results, load_results
-from memorybench.reports.reconstructions import reconstruction_grids
 from memorybench.reports.reference import load_reference
 from memorybench.reports.tables import RENDERERS, Table
+from memorybench.runners.schema import atomic_write_bytes, atomic_write_text
 
 FORMATS = ("md", "html", "latex", "csv")
 TABLE_EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}
@@ -141,9 +140,8 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)
 
-    notes: list[str] = []
-    made = _draw_figures(results, paired, figures_dir, failed, notes, log)
-    skipped = [*failed, *notes]
+    made = _draw_figures(results, paired, figures_dir, failed, log)
+    skipped = list(failed)
     content = ReportContent(
         title="memorybench report: " + ", ".join(sorted(set(results.runs["suite"]))),
         header=_header(results),
@@ -238,7 +236,7 @@ def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None
 
 
 def _draw_figures(
-    results: Results, paired: pd.DataFrame, folder: Path, failed: list[str], notes: list[str], log: list[str]
+    results: Results, paired: pd.DataFrame, folder: Path, failed: list[str], log: list[str]
 ) -> list[figures.Figure]:
     """Every figure function in turn; one that raises is noted in ``failed``, never fatal."""
     made: list[figures.Figure] = []
@@ -247,7 +245,6 @@ def _draw_figures(
         ("ELBO", lambda: figures.elbo_points(results, folder)),
         ("paired differences", lambda: figures.paired_forest(paired, folder)),
         *((name, (lambda f=function: f(results, folder))) for name, function in benchmark_figures.FIGURES),
-        ("reconstructions", lambda: reconstruction_grids(results, folder, notes)),
     ]
     for name, job in jobs:
         drawn = _guarded(f"figure {name}", failed, log, job)

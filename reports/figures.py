@@ -3,7 +3,7 @@
 Every figure function takes the loaded results and the output folder and returns the figures it
 made — an empty list when the benchmark files it needs are absent (a partial results tree is
 normal). Models keep one colour across all figures. Raw per-step files are read from the run
-directories (``train_curve.csv``, benchmark CSVs); only current runs (:mod:`memorybench.reports.load`) count.
+directories (``train_curve.csv``, the CSVs of declared figures); only current runs (:mod:`memorybench.reports.load`) count.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -22,6 +23,7 @@ import seaborn as sns
 
 from memorybench.reports.load import Results
 from memorybench.reports.paper_tables import metric_label
+from memorybench.runners.schema import CURVE_FILE
 
 DPI = 130
 MAX_CURVE_POINTS = 400  # long training curves are averaged into this many bins per run
@@ -61,30 +63,26 @@ def save(fig: plt.Figure, out: Path, stem: str, title: str = "", caption: str = 
 
 def run_csv(results: Results, name: str, benchmark: str | None = None) -> pd.DataFrame:
     """Concatenate ``name`` from every current, done run (of ``benchmark``), with run identity columns."""
-    frames = []
     runs = results.current_runs
     runs = runs[runs["status"] == "done"]
     if benchmark is not None:
         runs = runs[runs["benchmark"] == benchmark]
-    for run in runs.itertuples(index=False):
-        path = Path(run.path) / name
-        if not path.is_file():
-            continue
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.ParserError):
-            continue
-        if frame.empty:
-            continue
-        for column in ("suite", "model", "dataset", "benchmark", "seed", "run_id"):
-            frame[column] = getattr(run, column)
-        frames.append(frame)
+    frames = [read_run_csv(run, Path(run.path) / name) for run in runs.itertuples(index=False)]
+    frames = [frame for frame in frames if frame is not None]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def pick(frame: pd.DataFrame, *names: str) -> str | None:
-    """The first of ``names`` that is a column of ``frame``."""
-    return next((name for name in names if name in frame.columns), None)
+def read_run_csv(run: Any, path: Path) -> pd.DataFrame | None:
+    """A CSV file a run wrote, with the run's identity columns; None when missing, unreadable or empty."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if frame.empty:
+        return None
+    for column in ("suite", "model", "dataset", "benchmark", "seed", "run_id"):
+        frame[column] = getattr(run, column)
+    return frame
 
 
 def slug(*parts: object) -> str:
@@ -95,7 +93,7 @@ def slug(*parts: object) -> str:
 # ---------------------------------------------------------------------------- training
 def training_curves(results: Results, out: Path) -> list[Figure]:
     """Training loss (and validation NELBO-cond) vs step, one panel per (suite, dataset)."""
-    curves = run_csv(results, "train_curve.csv")
+    curves = run_csv(results, CURVE_FILE)
     if curves.empty or "step" not in curves or "loss" not in curves:
         return []
     curves = curves.drop_duplicates(["run_id", "step"])  # a resumed run may repeat steps
@@ -175,7 +173,8 @@ def _spans_decades(values: pd.Series) -> bool:
 def elbo_points(results: Results, out: Path) -> list[Figure]:
     """NELBO-cond and NELBO-full per model and dataset: mean ± 95 % CI over seeds, dots = seeds."""
     metrics = results.current_metrics
-    data = metrics[(metrics["benchmark"] == "elbo") & metrics["metric"].isin(["nelbo_cond", "nelbo_full"])]
+    chosen = metrics["metric"].isin(["nelbo_cond", "nelbo_full"]) & (metrics["tags"] == "")
+    data = metrics[(metrics["benchmark"] == "elbo") & chosen]
     data = data[np.isfinite(data["value"])]
     if data.empty:
         return []

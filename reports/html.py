@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from memorybench.reports.figures import Figure
-from memorybench.reports.tables import Table, to_html, to_markdown
+from memorybench.reports.tables import Table, frame_markdown, to_html, to_markdown
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
@@ -153,8 +153,6 @@ def _frame_html(frame: pd.DataFrame, status_column: str | None = None) -> str:
 
 # ---------------------------------------------------------------------------- Markdown
 def render_markdown(report: ReportContent) -> str:
-    from memorybench.runners.summary import markdown as frame_markdown
-
     lines = [f"# {report.title}", "", "## What was run", ""]
     lines += [f"- **{k}**: {v}" for k, v in report.header.items()]
     lines += ["", "## Paper-style tables", ""]

@@ -1,9 +1,16 @@
 """Results tree → pandas: one row per run, and the long-format metric table.
 
-Everything is read from the run directories (``spec.json``, ``status.json``, ``result.json``);
-nothing is cached or appended. A run that has no result yet, failed, or is not applicable is a
-row of :attr:`Results.runs` with its state and reason, never an error. Results written by an
-older result schema are converted on the fly (:func:`convert_result`) and marked as converted.
+Everything is read from the run directories through :mod:`memorybench.runners.schema` (the only
+module of ``runners/`` that reports import): a run's state is the one :func:`run_state` decides,
+the same ``memorybench status`` shows; nothing is cached or appended. A run that has no result
+yet, failed, is damaged or is not applicable is a row of :attr:`Results.runs` with its state and
+reason, never an error. Results written by an older schema are converted on the fly and marked.
+
+The long table (:attr:`Results.metrics`) has one row per measurement: ``metric``, ``value``,
+``stderr``, ``unit``, ``higher_is_better``, and its tags twice: ``tags``, one text such as
+``T=16, noise=salt_pepper, level=0.1`` ("" for none; part of a metric's identity when grouping),
+and one column ``tag_<key>`` per tag key (``tag_T``, ``tag_noise``, …; empty where a measurement
+lacks that tag).
 
 When one (suite, model, dataset, benchmark) was run under several configurations (a suite re-run
 with changed settings writes new run directories beside the old ones), only the configuration
@@ -16,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from memorybench.benchmarks.artifacts import read_json
-from memorybench.runners.results import (
-    RESULT_FILE,
-    RESULT_SCHEMA_VERSION,
-    SPEC_FILE,
-    lock_held,
-    result_record,
-    status_record,
-)
+from memorybench.runners.schema import RESULT_FILE, SPEC_FILE, measurements, read_json, run_state
 
 IDENTITY = ["suite", "model", "dataset", "benchmark"]
 LONG_COLUMNS = [
@@ -47,6 +45,7 @@ LONG_COLUMNS = [
     "stderr",
     "unit",
     "higher_is_better",
+    "tags",
     "run_id",
     "variant",
     "current",
@@ -75,9 +74,9 @@ RUN_COLUMNS = [
     "converted",
     "path",
 ]
-STDERR_SUFFIX = "_stderr"
+TAG_PREFIX = "tag_"
 # Fields of spec.json / result.json that are meant to be lists or mappings (any other field of such a type is damage).
-NESTED = {"environment", "config", "metrics", "units", "higher_is_better", "protocol", "files"}
+NESTED = {"environment", "config", "metrics", "measurements", "figures", "protocol", "files"}
 NESTED |= {"memory_config", "dataset_config", "benchmark_config", "train_config"}
 
 
@@ -91,8 +90,8 @@ class Results:
 
     root: Path
     runs: pd.DataFrame  # one row per run directory (RUN_COLUMNS)
-    metrics: pd.DataFrame  # long format, one row per (run, metric) (LONG_COLUMNS)
-    payloads: dict[str, dict[str, Any]]  # run_id -> the (converted) result.json, for protocols and files
+    metrics: pd.DataFrame  # long format, one row per (run, measurement) (LONG_COLUMNS, then tag_<key> columns)
+    payloads: dict[str, dict[str, Any]]  # run_id -> the (converted) result.json: protocols, files, figures
 
     def run_dir(self, run_id: str) -> Path:
         return Path(self.runs.set_index("run_id").at[run_id, "path"])
@@ -104,53 +103,6 @@ class Results:
     @property
     def current_metrics(self) -> pd.DataFrame:
         return self.metrics[self.metrics["current"]]
-
-
-# ---------------------------------------------------------------------------- schema conversion
-def convert_result(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Bring a result.json of any schema version to the current one; returns (result, note).
-
-    Schema 0 (before ``schema_version`` existed) used ``model`` for the memory label, ``state`` for
-    the status, ``commit``/``device`` at the top level and nested metrics
-    ``{name: {"value", "unit", "higher_is_better"}}``. The note is empty when nothing changed.
-    """
-    result = dict(payload)
-    version = result.get("schema_version", 0)
-    try:
-        version = int(version)
-    except (TypeError, ValueError):
-        version = 0
-    changes: list[str] = []
-    for old, new in (("model", "memory"), ("state", "status"), ("commit", "git_commit")):
-        if old in result and new not in result:
-            result[new] = result.pop(old)
-            changes.append(f"{old}→{new}")
-    if "device" in result and not isinstance(result.get("environment"), dict):
-        result["environment"] = {"device": result.pop("device")}
-        changes.append("device→environment.device")
-    metrics = result.get("metrics")
-    if isinstance(metrics, dict) and any(isinstance(v, dict) for v in metrics.values()):
-        flat, units, directions = {}, dict(result.get("units") or {}), dict(result.get("higher_is_better") or {})
-        for name, entry in metrics.items():
-            if isinstance(entry, dict):
-                flat[name] = entry.get("value")
-                units.setdefault(name, entry.get("unit", ""))
-                directions.setdefault(name, bool(entry.get("higher_is_better", False)))
-            else:
-                flat[name] = entry
-        result.update(metrics=flat, units=units, higher_is_better=directions)
-        changes.append("nested metrics flattened")
-    if not isinstance(result.get("metrics"), dict):
-        result["metrics"] = {}
-    if "status" not in result:
-        result["status"] = "done" if result["metrics"] else "failed"
-    note = ""
-    if version < RESULT_SCHEMA_VERSION:
-        note = f"converted from schema {version}" + (f" ({', '.join(changes)})" if changes else "")
-    elif version > RESULT_SCHEMA_VERSION:
-        note = f"written by newer schema {version}; read as schema {RESULT_SCHEMA_VERSION}"
-    result["schema_version"] = version
-    return result, note
 
 
 # ---------------------------------------------------------------------------- loading
@@ -182,7 +134,8 @@ def load_results(root: str | Path) -> Results:
     runs["seed"] = pd.to_numeric(runs["seed"], errors="coerce").astype("Int64")
     runs["current"] = _current(runs)
     runs = runs.drop(columns="_variant_time").sort_values(["suite", "benchmark", "dataset", "model", "seed"])
-    metrics = pd.DataFrame(metric_rows, columns=LONG_COLUMNS)
+    tag_columns = sorted({key for row in metric_rows for key in row if key.startswith(TAG_PREFIX)})
+    metrics = pd.DataFrame(metric_rows, columns=[*LONG_COLUMNS, *tag_columns])
     if metrics.empty:  # typed empty columns: a boolean mask of no rows still selects rows, not columns
         metrics = metrics.astype({"current": bool, "value": float, "stderr": float})
     else:
@@ -195,30 +148,16 @@ def load_results(root: str | Path) -> Results:
 
 def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     spec = read_json(run_dir / SPEC_FILE) or {}
-    raw, result_problem = result_record(run_dir)
-    status, status_problem = status_record(run_dir)
-    status = status or {}
-    payload, note = convert_result(raw) if raw is not None else (None, "")
+    decided = run_state(run_dir)  # the verdict `memorybench status` shows too
+    status, payload = decided.status, decided.result
     source = {**spec, **(payload or {})}
     source = {key: value for key, value in source.items() if not isinstance(value, (list, dict)) or key in NESTED}
     environment: dict[str, Any] = source["environment"] if isinstance(source.get("environment"), dict) else {}
-    problem = result_problem or (status_problem if payload is None else "")
-    if problem:  # the same verdict as `memorybench status` (both read through runners.results)
-        state, reason = "damaged", problem
-    elif payload is not None:
-        state = str(payload.get("status", "done"))
-        reason = str(payload.get("reason") or payload.get("error") or "")
-    else:
-        state = str(status.get("state", "pending"))
-        reason = str(status.get("error") or "")
-        here = status.get("host") == socket.gethostname() and not status.get("slurm_job_id")
-        if state == "running" and here and lock_held(run_dir) is False:
-            state = "interrupted"  # as `memorybench status` says: its process is gone (the lock is free)
-            reason = f"process {status.get('pid')} ended without a result; a plain rerun resumes it"
-        if state in ("pending", "running"):
-            reason = reason or (
-                "no result yet" if state == "pending" else f"still running (updated {status.get('updated')})"
-            )
+    state, reason = decided.state, decided.reason
+    if state == "pending":
+        reason = reason or "no result yet"
+    elif state == "running":
+        reason = reason or f"still running (updated {status.get('updated')})"
     row = {
         "suite": source.get("suite") or run_dir.parent.name,
         "model": source.get("memory") or source.get("memory_class") or "?",
@@ -235,7 +174,7 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "finished": source.get("finished") or status.get("finished") or status.get("updated"),
         "wall_time_s": source.get("wall_time_s"),
         "schema_version": payload.get("schema_version") if payload else None,
-        "converted": note,
+        "converted": decided.converted,
         "path": str(run_dir),
         "_variant_time": max(str(source.get("finished") or ""), str(status.get("updated") or "")),
     }
@@ -277,30 +216,30 @@ def _current(runs: pd.DataFrame) -> pd.Series:
 
 
 def _metric_rows(row: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:
-    metrics = payload.get("metrics") or {}
-    units = payload.get("units") or {}
-    directions = payload.get("higher_is_better") or {}
+    identity = {key: row[key] for key in ("suite", "model", "memory_class", "dataset", "benchmark", "seed")}
+    provenance = {key: row[key] for key in ("run_id", "variant", "git_commit", "device", "schema_version", "converted")}
     rows = []
-    for name, value in metrics.items():
-        if name.endswith(STDERR_SUFFIX) and name[: -len(STDERR_SUFFIX)] in metrics:
-            continue  # folded into its metric's stderr column
-        stderr = metrics.get(name + STDERR_SUFFIX)
+    for item in measurements(payload):
         rows.append(
             {
-                **{key: row[key] for key in ("suite", "model", "memory_class", "dataset", "benchmark", "seed")},
-                "metric": name,
-                "value": _number(value),
-                "stderr": _number(stderr),
-                "unit": units.get(name, "") or "",
-                "higher_is_better": bool(directions.get(name, False)),
-                **{
-                    key: row[key]
-                    for key in ("run_id", "variant", "git_commit", "device", "schema_version", "converted")
-                },
+                **identity,
+                "metric": item["name"],
+                "value": _number(item["value"]),
+                "stderr": _number(item["stderr"]),
+                "unit": item["unit"],
+                "higher_is_better": item["higher_is_better"],
+                "tags": tag_text(item["tags"]),
+                **{TAG_PREFIX + str(key): value for key, value in item["tags"].items()},
+                **provenance,
                 "current": True,
             }
         )
     return rows
+
+
+def tag_text(tags: dict[str, Any]) -> str:
+    """``{T: 16, noise: salt_pepper}`` → ``T=16, noise=salt_pepper`` ("" for no tags)."""
+    return ", ".join(f"{key}={value}" for key, value in tags.items())
 
 
 def _number(value: Any) -> float:

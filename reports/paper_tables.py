@@ -1,6 +1,6 @@
 """Building the report's tables from aggregated results and the papers' reported values.
 
-- one table per (suite, benchmark): datasets × models, headline metrics (no ``/`` in the name);
+- one table per (suite, benchmark): datasets × models, headline metrics (those without tags);
 - paper-style Table 1 (negative ELBO per dataset), Table 2 (denoising success rate by noise and
   T) and Table 3 (the other datasets), each with the reported values in separate "reported"
   columns; NELBO-cond and NELBO-full are always separate columns (and so are reported numbers
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 
@@ -35,9 +34,9 @@ METRIC_LABELS = {
     "cosine_mean": "read-out cosine",
 }
 ELBO, DENOISING = "elbo", "denoising"
-# per-cell success rates: success_rate/T<T>/<noise>/<level> (benchmarks/denoising.py); without the
-# T part the value averages the episode lengths and is used only when no per-T value exists
-DENOISING_METRIC = re.compile(r"^success_rate/(?:T(?P<T>\d+)/)?(?P<noise>[^/]+)/(?P<level>[^/]+)$")
+# Table 2 cells: the denoising benchmark's success_rate tagged with noise and level (and T; without
+# a T tag the value averages the episode lengths and is used only when no per-T value exists).
+SUCCESS_RATE = "success_rate"
 
 
 def metric_label(metric: str) -> str:
@@ -76,7 +75,7 @@ def benchmark_tables(runs: pd.DataFrame, aggregated: pd.DataFrame) -> list[Table
     tables = []
     for (suite, benchmark), group_runs in runs.groupby(["suite", "benchmark"], sort=True):
         agg = aggregated[(aggregated["suite"] == suite) & (aggregated["benchmark"] == benchmark)]
-        headline = agg[~agg["metric"].str.contains("/", regex=False)]
+        headline = agg[agg["tags"] == ""]
         keys = headline[["metric", "unit", "higher_is_better"]].drop_duplicates().sort_values(["metric", "unit"])
         table = Table(
             name=f"{suite}_{benchmark}",
@@ -198,18 +197,19 @@ def table_datasets(reference: Reference, runs: pd.DataFrame) -> tuple[list[str],
 
 # ---------------------------------------------------------------------------- Table 2
 def denoising_long(aggregated: pd.DataFrame, episode_lengths: dict[tuple[str, str, str], int]) -> pd.DataFrame:
-    """Aggregated per-cell success rates with parsed noise, level and T (0: unknown)."""
+    """Aggregated per-cell success rates with their noise, level and T tags (T 0: unknown)."""
     rows = []
-    for item in aggregated[aggregated["benchmark"] == DENOISING].itertuples(index=False):
-        match = DENOISING_METRIC.match(str(item.metric))
-        if not match:
+    cells = aggregated[(aggregated["benchmark"] == DENOISING) & (aggregated["metric"] == SUCCESS_RATE)]
+    for item in cells.to_dict("records"):
+        noise, level, length = item.get("tag_noise"), item.get("tag_level"), item.get("tag_T")
+        if not isinstance(noise, str) or pd.isna(level):
             continue
         try:
-            level = float(match["level"])
-        except ValueError:
+            level = float(level)
+        except (TypeError, ValueError):
             continue
-        length = int(match["T"]) if match["T"] else 0
-        rows.append({**item._asdict(), "noise": match["noise"], "level": level, "T": length, "per_t": bool(match["T"])})
+        per_t = not pd.isna(length)
+        rows.append({**item, "noise": noise, "level": level, "T": int(length) if per_t else 0, "per_t": per_t})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

@@ -211,6 +211,20 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def frame_markdown(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
+    """A data frame as a GitHub-flavoured Markdown table (no extra dependency)."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else float_format.format(value)
+        return "" if value is None else _md_escape(str(value))
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
 # ---------------------------------------------------------------------------- LaTeX
 LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",

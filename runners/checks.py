@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import memorybench.benchmarks.datasets as datasets
+import memorybench.benchmarks.common.datasets as datasets
 from memorybench import memories
-from memorybench.benchmarks.datasets import DataMissingError
-from memorybench.benchmarks.episodes import EpisodeLengthError, check_episode_length
+from memorybench.benchmarks.common.datasets import DataMissingError
+from memorybench.benchmarks.common.episodes import EpisodeLengthError, check_episode_length
 from memorybench.memories.configuration import ConfigError
 from memorybench.memories.registry import suggest
 
-RESOURCE_SECTIONS = ("local", "slurm")  # one per backend that takes resources
 MAX_NAME_BYTES = 100  # suite names and memory labels become parts of directory names (255 bytes at most)
 
 
@@ -37,27 +36,32 @@ def check_path_name(value: Any, key: str, what: str) -> str:
     return value
 
 
+def resource_sections() -> list[str]:
+    """The backends a suite's ``resources:`` may configure (those that take resource options)."""
+    from memorybench.runners.backends import BACKENDS
+
+    return [name for name in BACKENDS.available() if BACKENDS.get(name).takes_resources()]
+
+
 def check_resources(resources: Any) -> dict[str, Any]:
     """``resources:`` validated for every backend as the equivalent flags would be (nothing is probed)."""
-    from memorybench.runners.local import local_resources
-    from memorybench.runners.slurm import slurm_resources
+    from memorybench.runners.backends import BACKENDS
 
     if resources is None:
         return {}
+    sections = resource_sections()
     if not isinstance(resources, dict):
-        raise ConfigError(f"resources: expected a mapping with keys {', '.join(RESOURCE_SECTIONS)}, got {resources!r}")
-    unknown = [key for key in resources if key not in RESOURCE_SECTIONS]
+        raise ConfigError(f"resources: expected a mapping with keys {', '.join(sections)}, got {resources!r}")
+    unknown = [key for key in resources if key not in sections]
     if unknown:
         raise ConfigError(
-            f"resources: unknown key {unknown[0]!r}{suggest(str(unknown[0]), list(RESOURCE_SECTIONS))}; "
-            f"valid keys: {', '.join(RESOURCE_SECTIONS)}"
+            f"resources: unknown key {unknown[0]!r}{suggest(str(unknown[0]), sections)}; valid keys: {', '.join(sections)}"
         )
-    for key in RESOURCE_SECTIONS:
+    for key in sections:
         section = resources.get(key)
         if section is not None and not isinstance(section, dict):
             raise ConfigError(f"resources.{key}: expected a mapping of settings, got {section!r}")
-    local_resources(resources.get("local"), None, None)
-    slurm_resources(resources.get("slurm"), {}, ())
+        BACKENDS.config_for(key, BACKENDS.get(key).settings(section, None))
     return resources
 
 

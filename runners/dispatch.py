@@ -1,4 +1,4 @@
-"""Deciding what a (re-)run of a suite has to do, and the inline backend.
+"""Deciding what a (re-)run of a suite has to do, and preparing the run directories of those that run.
 
 For each planned run: ``skip`` (a result exists), ``resume`` (its training run has a checkpoint), ``start``
 (nothing yet) or ``retry`` (failed before, or its result is damaged, and ``--retry-failed`` was
@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memorybench.benchmarks.base import BENCHMARKS
-from memorybench.runners.execute import execute_run, prepare_run_dir, treat_sigterm_as_interrupt
-from memorybench.runners.results import (
+from memorybench.runners.execute import prepare_run_dir
+from memorybench.runners.schema import (
     RESULT_FILE,
     STATUS_FILE,
     RunBusyError,
-    read_result,
-    result_record,
     run_lock,
+    run_state,
     write_status,
 )
 from memorybench.runners.suite import RunSpec
@@ -41,11 +40,9 @@ class PlannedRun:
 
 
 def classify(spec: RunSpec, run_dir: Path, retry_failed: bool = False) -> str:
-    result, problem = result_record(run_dir)
-    if problem:  # a damaged result is kept (moved aside) and replaced only when asked to
-        return "retry" if retry_failed else "skip_failed"
-    if result is not None:
-        if result.get("status") == "failed":
+    decided = run_state(run_dir)
+    if decided.has_result:  # a failed or damaged result is kept (moved aside) and replaced only when asked to
+        if decided.state in ("failed", "damaged"):
             return "retry" if retry_failed else "skip_failed"
         return "skip"
     trains = BENCHMARKS.get(spec.benchmark).needs_training
@@ -91,32 +88,11 @@ def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
 
 def _reset(run: PlannedRun) -> None:
     if run.action == "retry":
-        if result_record(run.run_dir)[0] is not None or result_record(run.run_dir)[1]:
+        if run_state(run.run_dir).has_result:
             clear_failure(run)
         clear_training_failure(training_dir(run.run_dir.parent, run.spec))
-    elif read_result(run.run_dir) is not None:  # finished since it was planned
+    elif run_state(run.run_dir).has_result:  # finished since it was planned
         return
     if (run.run_dir / STATUS_FILE).is_file():  # dispatched before: forget that attempt's job and error
         note = "retrying after a failure" if run.action == "retry" else None
         write_status(run.run_dir, "pending", error=None, slurm_job_id=None, note=note)
-
-
-def run_inline(runs: list[PlannedRun], progress: bool | None = None) -> None:
-    """The inline backend: every run in this process, one after another.
-
-    Ctrl-C or SIGTERM leaves the run in flight resumable (pending), not failed. A run another
-    process is running (its lock is held) is skipped.
-    """
-    treat_sigterm_as_interrupt()
-    for index, run in enumerate(runs, 1):
-        print(f"[{index}/{len(runs)}] {run.action} {run.spec.run_id}", flush=True)
-        try:
-            result = execute_run(run.spec, run.run_dir, progress=progress)
-        except RunBusyError:
-            print(f"[{index}/{len(runs)}] skipped {run.spec.run_id}: another process is running it", flush=True)
-            continue
-        detail = result.get("error") or result.get("reason") or ""
-        print(
-            f"[{index}/{len(runs)}] {result['status']} {run.spec.run_id} ({result['wall_time_s']:.1f} s) {detail}".rstrip(),
-            flush=True,
-        )

@@ -8,6 +8,7 @@ It never raises for a failure of the run itself: errors, NaNs and bad data are r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import platform
 import shutil
 import signal
@@ -21,23 +22,25 @@ from typing import Any
 
 import torch
 
-import memorybench.benchmarks.datasets as datasets
+import memorybench.benchmarks.common.datasets as datasets
 from memorybench import memories
-from memorybench.benchmarks.artifacts import atomic_write_json
-from memorybench.benchmarks.base import BENCHMARKS, BenchmarkContext, Metric
-from memorybench.benchmarks.trainer import TrainConfig, pick_device
+from memorybench.benchmarks.base import BENCHMARKS, BenchmarkContext
+from memorybench.benchmarks.common.trainer import TrainConfig, pick_device
 from memorybench.memories.configuration import from_mapping
-from memorybench.runners.results import (
+from memorybench.runners.schema import (
     LOG_FILE,
     RESULT_FILE,
-    RESULT_SCHEMA_VERSION,
+    SCHEMA_VERSION,
     SPEC_FILE,
     RunBusyError,
+    atomic_write_json,
     is_storage_error,
+    measured_fields,
     now,
     read_result,
     run_lock,
     status_record,
+    write_result,
     write_status,
 )
 from memorybench.runners.suite import RunSpec
@@ -115,7 +118,7 @@ def execute_run(
 ) -> dict[str, Any]:
     """Run ``spec`` in ``run_dir`` and return its result (also written to ``result.json``).
 
-    Holds the run's lock throughout (:func:`runners.results.run_lock`): raises
+    Holds the run's lock throughout (:func:`runners.schema.run_lock`): raises
     :class:`RunBusyError` when another process is running it, and returns the existing result
     without running anything when the run finished meanwhile, so a result is never written twice.
     A full disk (or quota, or read-only filesystem) is not the run's fault: the run is left
@@ -147,14 +150,14 @@ def _execute_locked(spec: RunSpec, run_dir: Path, progress: bool | None, log_pat
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
-        result = {**base, "status": "failed", "error": message, "log": log_path, "metrics": {}}
+        result = {**base, "status": "failed", "error": message, "log": log_path, **measured_fields([])}
     except BaseException:  # Ctrl-C, a worker told to stop, SLURM preemption (sys.exit): resumable, not failed
         _leave_resumable(run_dir, "interrupted; the next attempt resumes from the last checkpoint")
         raise
     result["wall_time_s"] = round(time.perf_counter() - started, 3)
     result["finished"] = now()
     try:
-        atomic_write_json(run_dir / RESULT_FILE, result)
+        write_result(run_dir, result)
         write_status(
             run_dir, result["status"], error=result.get("error") or result.get("reason"), finished=result["finished"]
         )
@@ -173,7 +176,7 @@ def _leave_resumable(run_dir: Path, note: str) -> None:
 
 def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
     return {
-        "schema_version": RESULT_SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_id": spec.run_id,
         "suite": spec.suite,
         "memory": spec.memory,
@@ -213,7 +216,7 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     )
     reason = benchmark.not_applicable(model_class)
     if reason:
-        return {"status": "not_applicable", "reason": reason, "metrics": {}}
+        return {"status": "not_applicable", "reason": reason, **measured_fields([])}
     dataset = datasets.create(spec.dataset, spec.data_root, **spec.dataset_config)
     torch.manual_seed(spec.seed)  # before building the model: its initialisation is part of the run
     model = memories.create(
@@ -232,15 +235,11 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     return {
         "status": "done",
         **extra,
-        # Interim flat view (the schema module replaces this): a metric's tags rejoin its name.
-        "metrics": {legacy_name(m): m.value for m in evaluated.metrics},
-        "units": {legacy_name(m): m.unit for m in evaluated.metrics},
-        "higher_is_better": {legacy_name(m): m.higher_is_better for m in evaluated.metrics},
+        **measured_fields(
+            [dataclasses.asdict(metric) for metric in evaluated.metrics],
+            [dataclasses.asdict(figure) for figure in evaluated.figures],
+        ),
         "protocol": evaluated.protocol,
         "files": evaluated.files,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-
-
-def legacy_name(metric: Metric) -> str:
-    return "/".join([metric.name, *(str(v) for v in metric.tags.values())])

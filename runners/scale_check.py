@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memorybench.runners.results import RESULT_SCHEMA_VERSION
+from memorybench.runners.schema import SCHEMA_VERSION, measured_fields
 
 MEMORIES = ("vae", "km", "dkm", "kanerva_pp", "gpm")
 
@@ -96,7 +96,7 @@ def synthetic_tree(root: Path, runs: int, suite: str = "scale") -> Path:
         (logs / f"{job}_0_result.pkl").write_bytes(b"\0" * 64)
         if state in ("done", "failed"):
             result = {
-                "schema_version": RESULT_SCHEMA_VERSION,
+                "schema_version": SCHEMA_VERSION,
                 "run_id": run_id,
                 "suite": suite,
                 "memory": memory,
@@ -108,9 +108,11 @@ def synthetic_tree(root: Path, runs: int, suite: str = "scale") -> Path:
                 "attempts": 1,
                 "start_step": 0,
                 "status": state,
-                "metrics": {"nelbo_cond": 90.0 + index % 7, "nelbo_cond_stderr": 0.5} if state == "done" else {},
-                "units": {"nelbo_cond": "nats/image", "nelbo_cond_stderr": "nats/image"},
-                "higher_is_better": {"nelbo_cond": False, "nelbo_cond_stderr": False},
+                **measured_fields(
+                    [{"name": "nelbo_cond", "value": 90.0 + index % 7, "unit": "nats/image", "stderr": 0.5}]
+                    if state == "done"
+                    else []
+                ),
                 "error": "DivergenceError: training diverged at step 7" if state == "failed" else None,
                 "git_commit": "0" * 40,
                 "environment": {"device": "cpu", "python": "3.11"},
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, float, str]] = []
     try:
         suite_dir = timed(f"write {args.runs} synthetic run directories", lambda: synthetic_tree(root, args.runs), rows)
-        from memorybench.runners.results import run_directories
+        from memorybench.runners.schema import run_directories
         from memorybench.runners.status import collect, status_json, status_table
         from memorybench.runners.summary import write_summary
 

@@ -1,19 +1,17 @@
 """Where every run of a results tree stands (``memorybench status``), and which runs are still alive.
 
-The run directories are the truth: ``result.json`` if present, else ``status.json``. The scheduler
-is only a hint, asked once per call and never per run: ``squeue`` tells whether a SLURM job that a
-run recorded is still queued or running, and ``sacct`` (often disabled) why it ended. A run whose
-files say pending/running but whose process or job is gone is *lost*: shown as failed here, and
-recorded as *interrupted* by ``memorybench run``, which resumes it (only a run that raised is
-failed and needs ``--retry-failed``). A run with a damaged ``result.json`` or ``status.json`` is
-*damaged*, its reason naming the file.
-"""
+The run directories are the truth, read through :func:`memorybench.runners.schema.run_state` (the
+report reads them through it too, so both always agree). The scheduler is only a hint, asked once
+per call and never per run: ``squeue`` tells whether a SLURM job that a run recorded is still
+queued or running, and ``sacct`` (often disabled) why it ended. A run whose files say
+pending/running but whose process or job is gone is *lost*: shown as interrupted here, and
+recorded as such by ``memorybench run``, which resumes it (only a run that raised is failed and
+needs ``--retry-failed``). A run with a damaged ``result.json`` or ``status.json`` is *damaged*,
+its reason naming the file."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,15 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memorybench.runners.results import (
-    RESULT_FILE,
-    STATES,
-    STATUS_FILE,
-    lock_held,
-    result_record,
-    run_directories,
-    status_record,
-)
+from memorybench.runners.schema import RESULT_FILE, STATES, STATUS_FILE, run_directories, run_state
 
 if TYPE_CHECKING:
     from memorybench.runners.dispatch import PlannedRun
@@ -118,73 +108,44 @@ def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:
     return states
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # ---------------------------------------------------------------------------- probing
 def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
-    result, result_problem = result_record(run_dir)
-    status, status_problem = status_record(run_dir)
-    status = status or {}
+    """The run as its files say (:func:`runners.schema.run_state`, the report's verdict too)."""
+    decided = run_state(run_dir)
+    status, result = decided.status, decided.result or {}
     view = RunView(
         run_dir=run_dir,
-        state=str(status.get("state", "pending")),
-        reason=str(status.get("error") or status.get("note") or ""),
-        attempts=int(status.get("attempts", 0) or 0),
+        state=decided.state,
+        reason=decided.reason,
+        attempts=int(result.get("attempts", status.get("attempts", 0)) or 0),
         job_id=status.get("slurm_job_id"),
-        log=status.get("log"),
+        log=result.get("log") or status.get("log"),
     )
-    if result is not None:
-        view.state = str(result.get("status", "done"))
-        view.reason = str(result.get("error") or result.get("reason") or "")
-        view.attempts = int(result.get("attempts", view.attempts) or 0)
-        view.log = result.get("log") or view.log
-    problem = result_problem or (status_problem if result is None else "")
-    if problem:  # the same verdict as the report's (both read through runners.results)
-        view.state, view.reason = "damaged", problem
-        return view, {}
+    view.lost = decided.state == "interrupted" and status.get("state") == "running"  # recorded running: record it
+    view.alive = decided.state == "running" and not view.job_id  # a live process here, or one elsewhere
     return view, status
 
 
 def probe(run_dirs: Iterable[Path]) -> list[RunView]:
-    """The state of each run directory, with liveness checks for runs that claim to be in flight."""
+    """The state of each run directory; SLURM jobs of runs that claim to be in flight are asked once."""
     views = [_recorded(Path(run_dir)) for run_dir in run_dirs]
     statuses = {view.run_dir: status for view, status in views}
-    in_flight = [(view, status) for view, status in views if view.state in ("pending", "running")]
-    slurm_ids = [view.job_id for view, _ in in_flight if view.job_id]
-    queue = squeue_states(slurm_ids) if slurm_ids else None
+    in_flight = [view for view, _ in views if view.state in ("pending", "running") and view.job_id]
+    queue = squeue_states([view.job_id for view in in_flight if view.job_id]) if in_flight else None
     gone = []
-    host = socket.gethostname()
-    for view, status in in_flight:
-        if view.job_id:
-            if queue is None:
-                view.reason = f"slurm job {view.job_id} (squeue unavailable: state as last recorded)"
-                view.alive = True  # cannot tell: never start it twice
-                continue
-            state, why = queue.get(view.job_id, ("", ""))
-            if state in SLURM_RUNNING or state in SLURM_WAITING:
-                view.state = "running" if state in SLURM_RUNNING else "pending"
-                view.alive = True
-                detail = f" ({why})" if why and why != "None" else ""
-                view.reason = f"slurm job {view.job_id} {state}{detail}"
-            else:
-                gone.append((view, state))
-        elif view.state == "running" and status.get("host") == host and isinstance(status.get("pid"), int):
-            held = lock_held(view.run_dir)  # the run's lock is the truth; the pid only for older runs
-            if held or (held is None and _process_alive(status["pid"])):
-                view.alive = True
-            else:
-                _mark_lost(view, f"process {status['pid']} on {host} ended without a result")
-        elif view.state == "running":  # another machine's process: cannot tell, never start it twice
+    for view in in_flight:
+        if queue is None:
+            view.reason = f"slurm job {view.job_id} (squeue unavailable: state as last recorded)"
+            view.alive = True  # cannot tell: never start it twice
+            continue
+        state, why = queue.get(view.job_id or "", ("", ""))
+        if state in SLURM_RUNNING or state in SLURM_WAITING:
+            view.state = "running" if state in SLURM_RUNNING else "pending"
             view.alive = True
-            view.reason = view.reason or f"running on {status.get('host', '?')} (not checked from here)"
+            detail = f" ({why})" if why and why != "None" else ""
+            view.reason = f"slurm job {view.job_id} {state}{detail}"
+        else:
+            gone.append((view, state))
     if gone:
         accounting = sacct_states([view.job_id for view, state in gone if not state and view.job_id])
         for view, state in gone:

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-import memorybench.benchmarks.datasets as datasets
+import memorybench.benchmarks.common.datasets as datasets
 from memorybench import memories
 from memorybench.benchmarks.base import BENCHMARKS
-from memorybench.benchmarks.datasets import DataMissingError
-from memorybench.benchmarks.trainer import TrainConfig
+from memorybench.benchmarks.common.datasets import DataMissingError
+from memorybench.benchmarks.common.trainer import TrainConfig
 from memorybench.memories.configuration import ConfigError, as_dict, from_mapping
 from memorybench.memories.registry import RegistryError, suggest
 from memorybench.runners.checks import check_benchmarks_fit, check_datasets, check_path_name, check_resources
@@ -294,8 +294,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
         benchmark_configs = {}
         benchmark_objects = {}
         for label, settings in _entries(raw, "benchmarks").items():
-            cls = BENCHMARKS.get(label)
-            benchmark_objects[label] = from_mapping(cls.config_class, settings, f"benchmarks.{label}")
+            benchmark_objects[label] = BENCHMARKS.config_for(label, settings)
             benchmark_configs[label] = as_dict(benchmark_objects[label])
         seeds = _seeds(raw)
         trains = any(BENCHMARKS.get(label).needs_training for label in benchmark_configs)

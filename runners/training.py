@@ -36,10 +36,9 @@ from typing import Any
 
 import torch
 
-from memorybench.benchmarks.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
-from memorybench.benchmarks.datasets import ImageDataset
-from memorybench.benchmarks.trainer import (
-    CURVE,
+from memorybench.benchmarks.common.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
+from memorybench.benchmarks.common.datasets import ImageDataset
+from memorybench.benchmarks.common.trainer import (
     TrainConfig,
     checkpoint_files,
     describe_load_error,
@@ -48,12 +47,9 @@ from memorybench.benchmarks.trainer import (
     warn,
 )
 from memorybench.memories.protocol import MemoryModel
-from memorybench.runners.results import is_storage_error, now
+from memorybench.runners.schema import CURVE_FILE, LOCK_FILE, TRAINING_DIR, TRAINING_FILE, is_storage_error, now
 from memorybench.runners.suite import RunSpec
 
-TRAINING_DIR = "_training"
-TRAINING_FILE = "training.json"
-LOCK_FILE = ".lock"
 # Settings that change neither the trained weights nor the random stream: left out of the id.
 NOT_IN_IDENTITY = ("steps", "checkpoint_every", "threads")
 
@@ -231,7 +227,7 @@ def obtain_trained_model(
             outcome_start, time_s, curve = outcome.start_step, outcome.wall_time_s, outcome.curve
     curve = [row for row in curve if row.get("step", 0) <= config.steps]
     if curve:
-        atomic_write_csv(run_dir / CURVE, curve)
+        atomic_write_csv(run_dir / CURVE_FILE, curve)
     return TrainedModel(
         training_run=identifier,
         start_step=outcome_start,

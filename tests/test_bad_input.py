@@ -524,7 +524,7 @@ def test_every_case_count() -> None:
 def test_benchmark_settings_are_checked_against_the_images() -> None:
     """Settings that depend on the images (a denoising block larger than the image) are refused
     before running, through the config's ``check_image_shape`` hook."""
-    import memorybench.benchmarks.datasets as datasets
+    import memorybench.benchmarks.common.datasets as datasets
     from memorybench.benchmarks.denoising import DenoisingConfig
     from memorybench.memories.configuration import ConfigError
     from memorybench.runners.checks import check_benchmarks_fit

@@ -18,15 +18,9 @@ import torch
 
 from memorybench import memories
 from memorybench.benchmarks.base import BENCHMARKS, BenchmarkContext
-from memorybench.benchmarks.capacity import (
-    CapacityBenchmark,
-    CapacityConfig,
-    chunked_items,
-    extrapolate,
-    resolve_lengths,
-)
-from memorybench.benchmarks.datasets import create as create_dataset
-from memorybench.benchmarks.runtime import peak_memory_mb
+from memorybench.benchmarks.capacity import CapacityBenchmark, CapacityConfig, resolve_lengths
+from memorybench.benchmarks.common.datasets import create as create_dataset
+from memorybench.benchmarks.common.timing import PeakMemory, extrapolate, peak_memory_mb
 from memorybench.memories.configuration import ConfigError, from_mapping
 from memorybench.runners.execute import execute_run
 from memorybench.runners.suite import build_suite, load_yaml
@@ -126,6 +120,24 @@ def is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def measured(result: dict, name: str, **tags) -> dict:
+    """The one measurement of ``result`` called ``name`` with exactly these tags."""
+    found = [m for m in result["measurements"] if m["name"] == name and m["tags"] == tags]
+    assert len(found) == 1, f"{name} {tags}: {len(found)} measurements"
+    return found[0]
+
+
+def declared(result: dict) -> dict[str, dict]:
+    """The figures a run declared, by name."""
+    return {figure["name"]: figure for figure in result["figures"]}
+
+
+def test_no_metric_name_encodes_a_stderr_or_a_setting(grid):
+    for (benchmark, name), (result, _) in grid.items():
+        for item in result["measurements"]:
+            assert "/" not in item["name"] and not item["name"].endswith("_stderr"), (benchmark, name, item)
+
+
 # ----------------------------------------------------------------------------- registry, conformance
 def test_every_paper_benchmark_is_registered_with_a_description():
     assert set(PAPER_BENCHMARKS) <= set(BENCHMARKS.available())
@@ -165,21 +177,28 @@ def test_latent_memory_benchmarks_are_not_applicable_to_memoryless_models(grid):
 # ----------------------------------------------------------------------------- denoising
 def test_denoising_writes_the_interface_metrics_and_files(grid):
     result, run_dir = grid["denoising", "gpm"]
-    metrics, higher = result["metrics"], result["higher_is_better"]
-    assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["hamming_final"] >= 0.0
-    assert higher["success_rate"] is True and higher["hamming_final"] is False
+    overall_rate, overall_error = measured(result, "success_rate"), measured(result, "hamming_final")
+    assert 0.0 <= overall_rate["value"] <= 1.0 and overall_error["value"] >= 0.0
+    assert overall_rate["higher_is_better"] is True and overall_error["higher_is_better"] is False
+    assert overall_rate["stderr"] is None  # an average over cells that share episodes
     for noise, level in [
-        ("salt_pepper", "0.1"),
-        ("salt_pepper", "0.15"),
-        ("block", "6"),
-        ("rotation", "30"),
-        ("gaussian", "0.5"),
+        ("salt_pepper", 0.1),
+        ("salt_pepper", 0.15),
+        ("block", 6),
+        ("rotation", 30),
+        ("gaussian", 0.5),
     ]:
-        for prefix in ("success_rate", "hamming_final"):
-            assert f"{prefix}/{noise}/{level}" in metrics
-            assert f"{prefix}/T4/{noise}/{level}" in metrics and f"{prefix}/T8/{noise}/{level}" in metrics
-    mean_over_t = (metrics["success_rate/T4/salt_pepper/0.1"] + metrics["success_rate/T8/salt_pepper/0.1"]) / 2
-    assert metrics["success_rate/salt_pepper/0.1"] == pytest.approx(mean_over_t)
+        for name in ("success_rate", "hamming_final"):
+            measured(result, name, noise=noise, level=level)
+            for length in (4, 8):
+                cell = measured(result, name, T=length, noise=noise, level=level)
+                assert cell["stderr"] is not None and cell["stderr"] >= 0
+    for length in (4, 8):
+        measured(result, "success_rate", T=length)
+    cell = {t: measured(result, "success_rate", T=t, noise="salt_pepper", level=0.1)["value"] for t in (4, 8)}
+    assert measured(result, "success_rate", noise="salt_pepper", level=0.1)["value"] == pytest.approx(
+        (cell[4] + cell[8]) / 2
+    )
     steps = read_csv(run_dir / "denoising_steps.csv")
     assert list(steps[0])[:9] == [
         "T",
@@ -196,12 +215,23 @@ def test_denoising_writes_the_interface_metrics_and_files(grid):
     salt = [r for r in steps if r["noise"] == "salt_pepper" and r["level"] == "0.1" and r["T"] == "8"]
     assert float(salt[0]["hamming_mean"]) == 78.0  # step 0 is the query: exactly 10 % of 784 flipped
     last = next(r for r in salt if r["step"] == "2")
-    assert float(last["success_rate"]) == pytest.approx(metrics["success_rate/T8/salt_pepper/0.1"])
+    assert float(last["success_rate"]) == pytest.approx(cell[8])
+    queries_t8 = [r for r in read_csv(run_dir / "denoising_queries.csv") if r["T"] == "8" and r["noise"] == "block"]
+    wrong = torch.tensor([float(r["hamming_final"]) for r in queries_t8])
+    error = measured(result, "hamming_final", T=8, noise="block", level=6)
+    assert error["value"] == pytest.approx(float(wrong.mean()))
+    assert error["stderr"] == pytest.approx(float(wrong.std() / len(wrong) ** 0.5))
     queries = read_csv(run_dir / "denoising_queries.csv")
     assert len(queries) == 5 * (2 * 4 + 2 * 8)
     for name in ("salt_pepper", "block", "rotation", "gaussian"):
         assert is_png(run_dir / f"denoising_{name}.png")
-    assert is_png(run_dir / "denoising_curves.png")
+    assert not (run_dir / "denoising_curves.png").exists()  # line charts are declared, reports draw them
+    figures = declared(result)
+    assert figures["hamming_per_step_T8"]["kind"] == "line" and figures["hamming_per_step_T8"]["where"] == {"T": 8}
+    assert (figures["hamming_per_step_T8"]["x"], figures["hamming_per_step_T8"]["y"]) == ("step", "hamming_mean")
+    assert {"success_per_step_T4", "strip_block"} <= set(figures)
+    for figure in figures.values():
+        assert (run_dir / figure["file"]).is_file()
 
 
 def test_denoising_queries_are_identical_for_every_model(grid):
@@ -215,7 +245,7 @@ def test_denoising_queries_are_identical_for_every_model(grid):
 
 def test_denoising_is_deterministic_under_its_seed(tmp_path, grid):
     again, _ = run_suite(tmp_path, "denoising", ["gpm"])["gpm"]
-    assert again["metrics"] == grid["denoising", "gpm"][0]["metrics"]
+    assert again["measurements"] == grid["denoising", "gpm"][0]["measurements"]
 
 
 # ----------------------------------------------------------------------------- other benchmarks
@@ -230,27 +260,50 @@ def test_generation_reports_nearest_neighbour_distances(grid):
         "within_episode_distance_mean",
     ):
         assert name in metrics
+    before = measured(result, "nn_distance_mean", refinement_steps=0)
+    assert before["value"] >= 0 and measured(result, "nn_distance_mean")["stderr"] is not None
     rows = read_csv(run_dir / "generation_samples.csv")
     assert len(rows) == 2 * 3
     assert all(0 <= int(r["nn_index"]) < 4 and float(r["nn_distance"]) >= 0 for r in rows)
+    assert before["value"] == pytest.approx(sum(float(r["nn_distance_step0"]) for r in rows) / len(rows))
     assert is_png(run_dir / "generation_samples.png") and is_png(run_dir / "generation_distances.png")
+    assert {f["kind"] for f in declared(result).values()} == {"image"}
+
+
+def test_elbo_reports_terms_as_tags_and_draws_reconstructions(grid):
+    result, run_dir = grid["elbo", "gpm"]
+    cond = measured(result, "nelbo_cond")
+    episodes = read_csv(run_dir / "elbo_episodes.csv")
+    values = torch.tensor([float(r["nelbo_cond"]) for r in episodes], dtype=torch.float64)
+    assert cond["value"] == pytest.approx(float(values.mean())) and cond["unit"] == "nats/image"
+    assert cond["stderr"] == pytest.approx(float(values.std() / len(values) ** 0.5))
+    terms = [c.removeprefix("term/") for c in episodes[0] if c.startswith("term/")]
+    assert terms and {m["tags"]["term"] for m in result["measurements"] if m["name"] == "nelbo_term"} == set(terms)
+    assert declared(result)["reconstructions"] == {**declared(result)["reconstructions"], "kind": "image"}
+    assert is_png(run_dir / "reconstructions.png")
 
 
 def test_capacity_reports_every_length_and_the_huge_episode(grid):
     result, run_dir = grid["capacity", "dkm"]
     rows = read_csv(run_dir / "capacity.csv")
     assert [r["T"] for r in rows] == ["4", "8"] and {r["status"] for r in rows} == {"done"}
-    for name in ("reconstruction/T4", "nelbo_cond/T8", "huge_hamming_final", "huge_success_rate", "longest_length"):
+    for name in ("huge_hamming_final", "huge_success_rate", "longest_length"):
         assert name in result["metrics"]
-    assert result["units"]["reconstruction/T4"] == "nats/image"
+    recon = measured(result, "reconstruction", T=4)
+    assert recon["unit"] == "nats/image" and recon["value"] == pytest.approx(float(rows[0]["reconstruction_mean"]))
+    assert measured(result, "nelbo_cond", T=8)["stderr"] == pytest.approx(float(rows[1]["nelbo_cond_stderr"]))
     assert len(read_csv(run_dir / "capacity_huge_denoising.csv")) == 3
-    assert is_png(run_dir / "capacity.png") and is_png(run_dir / "capacity_huge_denoising.png")
+    assert not (run_dir / "capacity.png").exists() and is_png(run_dir / "capacity_huge_denoising.png")
+    figures = declared(result)
+    assert figures["reconstruction_by_length"]["file"] == "capacity.csv" and figures["reconstruction_by_length"]["logx"]
+    assert figures["huge_denoising_strip"]["kind"] == "image"
 
 
 def test_retrieval_cosine_is_a_similarity(grid):
     result, run_dir = grid["retrieval", "gpm"]
     assert -1.0 <= result["metrics"]["cosine_mean"] <= 1.0
-    assert "cosine_mean/T4" in result["metrics"] and "cosine_mean/T8" in result["metrics"]
+    for length in (4, 8):
+        assert -1.0 <= measured(result, "cosine_mean", T=length)["value"] <= 1.0
     assert len(read_csv(run_dir / "retrieval_items.csv")) == 2 * 4 + 2 * 8
     assert is_png(run_dir / "retrieval_cosine.png")
 
@@ -261,6 +314,7 @@ def test_energy_records_each_models_definition_and_every_step(grid):
         assert result["protocol"]["energy_definition"] == memories.MEMORIES.get(name).energy_definition
         assert 0.0 <= result["metrics"]["descent_fraction"] <= 1.0
         assert [r["step"] for r in read_csv(run_dir / "energy_steps.csv")] == ["0", "1", "2"]
+        assert not (run_dir / "energy.png").exists() and declared(result)["energy_per_step"]["y"] == "energy_mean"
 
 
 def test_runtime_csv_has_the_interface_columns_and_no_training(grid):
@@ -271,9 +325,13 @@ def test_runtime_csv_has_the_interface_columns_and_no_training(grid):
     ops = {(r["op"], r["series"]) for r in rows}
     assert {("train_step", "grid"), ("write_read", "grid"), ("write_read", "steps")} <= ops
     assert all(float(r["median_ms"]) > 0 for r in rows)
+    assert measured(result, "write_read_ms", T=4, K=4)["unit"] == "ms"
+    assert measured(result, "write_read_ms", T=4, K=4, steps=1)["value"] > 0
+    assert {"time_by_size", "time_by_steps"} == set(declared(result))
     vae_rows = read_csv(grid["runtime", "vae"][1] / "runtime.csv")
     assert {r["status"].split(":")[0] for r in vae_rows if r["op"] == "write_read"} == {"not applicable"}
     assert all(r["K"] == "" and r["steps"] == "" for r in vae_rows)
+    assert set(declared(grid["runtime", "vae"][0])) == {"time_by_length"}
 
 
 # ----------------------------------------------------------------------------- capacity internals
@@ -292,16 +350,28 @@ def test_extrapolation_uses_the_measured_growth():
     assert extrapolate([(4, 1.0), (8, 1.0)], 16, 3.0) == pytest.approx(2.0)  # never below linear
 
 
-def test_chunked_items_changes_memory_not_results():
+def test_items_in_chunks_changes_memory_not_results_nor_the_model():
     model = memories.create("dkm", **tiny_settings("dkm")).eval()
+    methods = {name: getattr(type(model), name) for name in ("encode_items", "decode_items", "read", "write")}
     episode = (torch.rand(2, 8, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     with torch.no_grad():
         state = model.write(episode)
         plain = model.read(episode, state).log_prob(episode)
-        with chunked_items(model, 3):
+        with model.items_in_chunks(3):
+            assert model.item_chunk == 3
             chunked = model.read(episode, model.write(episode)).log_prob(episode)
+            assert {name: getattr(model, name).__func__ for name in methods} == methods  # never monkeypatched
     assert torch.allclose(plain, chunked, atol=1e-5)
-    assert "encode_items" not in vars(model)  # restored
+    assert model.item_chunk == 0 and not {"encode_items", "decode_items"} & set(vars(model))
+
+
+def test_capacity_leaves_the_models_methods_untouched(tmp_path):
+    model = memories.create("gpm", **tiny_settings("gpm")).eval()
+    before = dict(vars(model))
+    config = from_mapping(CapacityConfig, {"lengths": [4], "max_episodes": 1, "huge_items": 8, "huge_steps": 1}, "c")
+    context = BenchmarkContext(model, create_dataset("digits"), tmp_path, 0, torch.device("cpu"))
+    CapacityBenchmark(config).run(context)
+    assert set(vars(model)) == set(before) and model.item_chunk == 0
 
 
 def test_capacity_records_lengths_over_budget_as_skipped(tmp_path):
@@ -328,6 +398,9 @@ def test_peak_memory_counts_torch_allocations_on_cpu():
 
     peak = peak_memory_mb(call, torch.device("cpu"))
     assert peak is not None and 7.9 <= peak <= 8.5
+    with PeakMemory(torch.device("cpu")) as block:  # the same meter around a block (capacity's use)
+        call()
+    assert block.mb == pytest.approx(peak)
 
 
 # ----------------------------------------------------------------------------- configs and CLI
@@ -376,7 +449,7 @@ def test_list_shows_every_benchmark(capsys):
 
 @pytest.mark.parametrize("benchmark", PAPER_BENCHMARKS)
 def test_quick_and_paper_configs_exist_and_validate(benchmark):
-    from memorybench.runners.slurm import slurm_resources
+    from memorybench.runners.backends.slurm import slurm_resources
 
     quick = build_suite(load_yaml(CONFIGS / f"{benchmark}_quick.yaml"))
     assert {run.memory_class for run in quick.runs} == FIVE_MODELS
@@ -391,7 +464,7 @@ def test_quick_and_paper_configs_exist_and_validate(benchmark):
 
 # ----------------------------------------------------------------------------- memory_ops
 def test_memory_ops_ends_with_one_json_line(capsys):
-    from memorybench.benchmarks.memory_ops import main
+    from memorybench.benchmarks.speed.memory_ops import main
 
     for name in ("gpm", "dkm", "km"):
         args = ["--memory", name, "--episode-length", "8", "--memory-size", "4", "--code-size", "8", "--batch", "2"]
@@ -405,7 +478,7 @@ def test_memory_ops_ends_with_one_json_line(capsys):
 
 
 def test_memory_ops_rejects_bad_values(capsys):
-    from memorybench.benchmarks.memory_ops import main
+    from memorybench.benchmarks.speed.memory_ops import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--memory", "gpm", "--episode-length", "0"])
@@ -422,7 +495,10 @@ def test_memory_ops_module_entry_point_runs_as_a_script():
 
     args = ["--memory", "gpm", "--episode-length", "16", "--memory-size", "8", "--code-size", "16", "--batch", "2"]
     done = subprocess.run(
-        [sys.executable, "-m", "memorybench.benchmarks.memory_ops", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "memorybench.benchmarks.speed.memory_ops", *args],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["write_read_ms"] > 0 and result["peak_mb"] is not None

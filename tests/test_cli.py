@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,8 @@ def test_tiny_suite_end_to_end_then_rerun_resumes_nothing(tmp_path: Path, capsys
     for path in results:
         result = json.loads(path.read_text())
         assert result["status"] == "done" and result["benchmark"] == "elbo" and result["seed"] == 0
-        assert result["metrics"]["nelbo_cond"] > 0 and result["metrics"]["nelbo_cond_stderr"] >= 0
+        nelbo = next(m for m in result["measurements"] if m["name"] == "nelbo_cond" and not m["tags"])
+        assert result["metrics"]["nelbo_cond"] > 0 and nelbo["stderr"] >= 0
         assert result["start_step"] == 0 and result["attempts"] == 1
         assert "torch" in result["environment"] and "wall_time_s" in result
         assert (path.parent / "train_curve.csv").is_file() and (path.parent / "elbo_episodes.csv").is_file()
@@ -175,3 +178,79 @@ def test_validate_runs_the_conformance_kit(capsys: pytest.CaptureFixture[str]) -
     assert main(["validate", "vae"]) == 0
     assert "all conformance checks passed" in capsys.readouterr().out
     assert main(["validate", "nope"]) == 2
+
+
+# Runs the CLI, then says whether torch was imported along the way.
+TORCH_PROBE = """
+import sys
+from memorybench.runners.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["list", "backends"], ["run", "--help"]])
+def test_help_and_list_do_not_import_torch(argv: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_PROBE, *argv], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("torch imported: False")
+    if argv == ["list"]:
+        assert "backends:" in done.stdout and "slurm" in done.stdout and "digits" in done.stdout
+
+
+def test_the_cli_runs_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "memorybench.runners.cli", "list", "backends"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "inline" in done.stdout and "local" in done.stdout
+
+
+def test_list_shows_models_registered_with_include(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "listed_model.py"
+    plugin.write_text(
+        "from memorybench.memories import register_memory\nfrom memorybench.memories.vae import VAE\n\n"
+        '@register_memory("listed_vae_for_test")\nclass ListedVAE(VAE):\n    """A model only --include knows."""\n'
+    )
+    assert main(["--include", str(plugin), "list", "memories"]) == 0
+    assert "A model only --include knows." in capsys.readouterr().out
+
+
+ECHO_BACKEND = '''
+from memorybench.runners.backends import register_backend
+from memorybench.runners.backends.base import Backend
+
+
+@register_backend("echo_for_test")
+class EchoBackend(Backend):
+    """Prints what it is handed instead of running it."""
+
+    def describe(self, plan):
+        return [f"echo: {plan.will_run} runs"]
+
+    def execute(self, plan, options):
+        print(f"echo executes {len(plan.todo)} runs")
+        return 0
+'''
+
+
+def test_a_backend_plugin_is_chosen_through_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "echo_backend.py"
+    plugin.write_text(ECHO_BACKEND)
+    run = ["--include", str(plugin), "run", str(write_suite(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main([*run, "--runner", "echo_for_test", "--dry-run"]) == 0
+    assert "echo: 2 runs" in capsys.readouterr().out
+    assert main([*run, "--runner", "echo_for_test"]) == 0
+    assert "echo executes 2 runs" in capsys.readouterr().out
+    assert main([*run, "--runner", "echo_for_tset"]) == 2
+    assert (
+        "unknown runner (did you mean 'echo_for_test'?); choose from echo_for_test, inline" in capsys.readouterr().err
+    )

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from memorybench.benchmarks.corruptions import (
+from memorybench.benchmarks.common.corruptions import (
     block,
     block_mask,
     corrupt,
@@ -18,7 +18,7 @@ from memorybench.benchmarks.corruptions import (
     salt_and_pepper,
     salt_and_pepper_mask,
 )
-from memorybench.benchmarks.metrics import (
+from memorybench.benchmarks.common.metrics import (
     cosine_similarity,
     hamming,
     nearest,

@@ -21,7 +21,7 @@ import torch
 import torchvision.datasets
 from PIL import Image
 
-from memorybench.benchmarks.datasets import DATASETS, DataMissingError, ImageDataset, ImageSplit, create
+from memorybench.benchmarks.common.datasets import DATASETS, DataMissingError, ImageDataset, ImageSplit, create
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"no shared test data at {SHARED_DATA}")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from memorybench.benchmarks.base import BenchmarkContext
-from memorybench.benchmarks.datasets import create as create_dataset
+from memorybench.benchmarks.base import BenchmarkContext, Metric
+from memorybench.benchmarks.common.datasets import create as create_dataset
+from memorybench.benchmarks.common.metrics import clustered_stderr, mean_and_stderr
 from memorybench.benchmarks.elbo import ELBOBenchmark, ELBOConfig
-from memorybench.benchmarks.metrics import clustered_stderr, mean_and_stderr
 from memorybench.memories.protocol import MemoryModel, ModelConfig, NegELBO
 
 
@@ -38,13 +38,15 @@ class SharedNoiseStub(MemoryModel):
         return NegELBO(cond=cond, terms={"reconstruction": cond})
 
 
-def evaluate(model: MemoryModel, run_dir: Path) -> tuple[dict[str, float], dict]:
+def evaluate(model: MemoryModel, run_dir: Path) -> tuple[dict[str, Metric], dict]:
+    """The untagged metrics by name (the stub has no memory to draw reconstructions from)."""
     torch.manual_seed(0)
     dataset = create_dataset("digits")
-    outcome = ELBOBenchmark(ELBOConfig(batch_episodes=16)).run(
+    outcome = ELBOBenchmark(ELBOConfig(batch_episodes=16, reconstruction_episodes=0)).run(
         BenchmarkContext(model=model, dataset=dataset, run_dir=run_dir, seed=0, device=torch.device("cpu"))
     )
-    return {"/".join([m.name, *map(str, m.tags.values())]): m.value for m in outcome.metrics}, outcome.protocol
+    assert [m.tags for m in outcome.metrics if m.name == "nelbo_term"] == [{"term": "reconstruction"}]
+    return {m.name: m for m in outcome.metrics if not m.tags}, outcome.protocol
 
 
 def test_clustered_stderr_reduces_to_the_usual_one_for_singleton_clusters() -> None:
@@ -58,8 +60,10 @@ def test_shared_noise_gets_the_stderr_over_evaluation_batches(tmp_path: Path) ->
     episodes = int(protocol["episodes"])
     batches = math.ceil(episodes / 16)
     # An episode-level stderr would be ≈ 10/√episodes; the honest one is ≈ 10/√batches.
-    assert metrics["nelbo_cond_stderr"] > 2.5 * 10.0 / math.sqrt(episodes)
-    assert 0.4 * 10.0 / math.sqrt(batches) < metrics["nelbo_cond_stderr"] < 2.5 * 10.0 / math.sqrt(batches)
+    stderr = metrics["nelbo_cond"].stderr
+    assert stderr is not None and "nelbo_cond_stderr" not in metrics
+    assert stderr > 2.5 * 10.0 / math.sqrt(episodes)
+    assert 0.4 * 10.0 / math.sqrt(batches) < stderr < 2.5 * 10.0 / math.sqrt(batches)
     assert "evaluation batches" in protocol["stderr"]
     assert protocol["nelbo_valid_bound"] is False and "independent" in protocol["caveat"]
 
@@ -67,6 +71,7 @@ def test_shared_noise_gets_the_stderr_over_evaluation_batches(tmp_path: Path) ->
 def test_independent_noise_keeps_the_stderr_over_episodes(tmp_path: Path) -> None:
     metrics, protocol = evaluate(SharedNoiseStub(shared=False), tmp_path)
     episodes = int(protocol["episodes"])
-    assert 0.7 * 10.0 / math.sqrt(episodes) < metrics["nelbo_cond_stderr"] < 1.4 * 10.0 / math.sqrt(episodes)
+    stderr = metrics["nelbo_cond"].stderr
+    assert stderr is not None and 0.7 * 10.0 / math.sqrt(episodes) < stderr < 1.4 * 10.0 / math.sqrt(episodes)
     assert "over test episodes" in protocol["stderr"]
     assert protocol["nelbo_valid_bound"] is True and "caveat" not in protocol

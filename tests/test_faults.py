@@ -30,7 +30,7 @@ import torch
 import yaml
 
 from memorybench.runners.cli import main
-from memorybench.runners.results import run_lock
+from memorybench.runners.schema import run_lock
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugins" / "runner_models.py"
@@ -259,9 +259,9 @@ def test_a_run_whose_process_died_resumes_from_its_checkpoint(
 
 # ---------------------------------------------------------------------------- damaged checkpoints
 def _train(run_dir: Path, steps: int) -> Any:
-    import memorybench.benchmarks.datasets as datasets
+    import memorybench.benchmarks.common.datasets as datasets
     from memorybench import memories
-    from memorybench.benchmarks.trainer import TrainConfig, train
+    from memorybench.benchmarks.common.trainer import TrainConfig, train
 
     torch.manual_seed(0)
     model = memories.create("vae", image_shape=(1, 28, 28), code_size=4, episode_length=4, network="mlp", hidden_size=8)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from memorybench import memories
-from memorybench.benchmarks import gpm_parity
-from memorybench.benchmarks.reference_gpm import ReferenceGPM, code_layout, public_test_loss
+from memorybench.benchmarks.parity import gpm_parity
+from memorybench.benchmarks.parity.reference_gpm import ReferenceGPM, code_layout, public_test_loss
 from memorybench.memories.configuration import ConfigError
 from memorybench.memories.networks import NetworkConfig, build_decoder, build_encoder
 

@@ -35,6 +35,6 @@ def test_model_runs_on_cuda_and_matches_cpu(name: str) -> None:
 
 @needs_cuda
 def test_trainer_picks_cuda_automatically() -> None:
-    from memorybench.benchmarks.trainer import pick_device
+    from memorybench.benchmarks.common.trainer import pick_device
 
     assert pick_device().type == "cuda"

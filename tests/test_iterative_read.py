@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from memorybench import memories
-from memorybench.benchmarks.datasets import ImageSplit
-from memorybench.benchmarks.datasets import create as create_dataset
-from memorybench.benchmarks.metrics import hamming
-from memorybench.benchmarks.trainer import TrainConfig, train
+from memorybench.benchmarks.common.datasets import ImageSplit
+from memorybench.benchmarks.common.datasets import create as create_dataset
+from memorybench.benchmarks.common.metrics import hamming
+from memorybench.benchmarks.common.trainer import TrainConfig, train
 from memorybench.memories.conformance import small_settings
 from memorybench.memories.protocol import binarize
 

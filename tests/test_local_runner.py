@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from memorybench.memories.configuration import ConfigError
+from memorybench.runners.backends.local import LocalPool, gpu_slots, parse_gpus
 from memorybench.runners.cli import main
 from memorybench.runners.dispatch import PlannedRun
-from memorybench.runners.local import LocalPool, gpu_slots, parse_gpus
 from memorybench.runners.suite import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,8 +296,8 @@ def test_two_workers_evaluating_one_model_train_it_once(tmp_path: Path) -> None:
 
 
 def test_runs_are_interleaved_over_their_training_runs(tmp_path: Path) -> None:
+    from memorybench.runners.backends.local import interleave_trainings
     from memorybench.runners.dispatch import PlannedRun
-    from memorybench.runners.local import interleave_trainings
     from memorybench.runners.suite import load_suite
 
     path = tiny_suite(tmp_path, {"gpm": {"memory_size": 4}, "vae": {}})

@@ -1,9 +1,10 @@
 """Reports: loading, aggregation, tables, figures and the CLI, on synthetic run directories with known values.
 
 The synthetic tree (:func:`write_synthetic_tree`) holds every situation a real tree can: several
-seeds, a failed run, a pending run, a not-applicable run, a benchmark run for some models only, a
-result written by schema 0, a superseded configuration, per-episode and per-query files, and the
-raw CSVs and PNGs the figures read. The last test runs the quick suite through the CLI.
+seeds, a failed run, a pending run, a not-applicable run, a benchmark run for some models only,
+results written by schemas 0 and 1, a superseded configuration, per-episode and per-query files,
+and the CSVs and PNGs of the figures the runs declare. The last test runs the quick suite through
+the CLI.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import pytest
 
 from memorybench.reports.aggregate import aggregate, paired_differences, t_interval
 from memorybench.reports.build import build_report, parse_formats
-from memorybench.reports.load import convert_result, load_results
+from memorybench.reports.load import load_results
 from memorybench.reports.paper_tables import nelbo_table, table_datasets
 from memorybench.reports.reference import load_reference
 from memorybench.reports.tables import Cell, Column, Table, latex_escape, mark_best, to_csv, to_latex, to_markdown
 from memorybench.runners.cli import main
+from memorybench.runners.schema import convert_result, measured_fields
 
 REPO = Path(__file__).resolve().parents[1]
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}  # Student t 97.5 % quantiles
@@ -43,26 +45,36 @@ EPISODE_DIFFS = {0: [1.0, 2.0, 3.0], 1: [3.0, 4.0, 5.0], 2: [0.0, 0.0, 3.0]}
 
 
 # ---------------------------------------------------------------------------- synthetic results tree
+def measure(name: str, value: float, unit: str = "nats/image", higher: bool = False, stderr=None, **tags) -> dict:
+    """One measurement as a benchmark reports it."""
+    return {"name": name, "value": value, "unit": unit, "higher_is_better": higher, "stderr": stderr, "tags": tags}
+
+
+DENOISING_STEPS = {"name": "steps", "kind": "line", "file": "denoising_steps.csv", "title": "error per reading step"}
+DENOISING_STEPS |= {"x": "step", "y": "hamming_mean", "error": "hamming_stderr", "facet": "noise", "integer_x": True}
+RUNTIME_FIGURE = {"name": "time_vs_T", "kind": "line", "file": "runtime.csv", "x": "T", "y": "median_ms"}
+
+
 def write_run(
     root: Path,
     model: str,
     dataset: str,
     benchmark: str,
     seed: int,
-    metrics: dict[str, float] | None = None,
+    measurements: list[dict] | None = None,
     *,
     suite: str = "synth",
     status: str = "done",
-    units: dict[str, str] | None = None,
-    higher: dict[str, bool] | None = None,
     files: dict[str, pd.DataFrame] | None = None,
     images: list[str] = (),
+    figures: list[dict] = (),
     protocol: dict | None = None,
     steps: int = 30,
     result: bool = True,
     reason: str = "",
+    legacy: dict | None = None,
 ) -> Path:
-    """One run directory as runners/execute.py writes it (schema 1)."""
+    """One run directory as runners/execute.py writes it (schema 2; ``legacy``: the schema-1 fields instead)."""
     run_id = f"{model}-{dataset}-{benchmark}-s{seed}-{steps:010d}"
     run_dir = root / suite / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +96,8 @@ def write_run(
     (run_dir / "status.json").write_text(json.dumps({"state": state, "updated": f"2026-01-01T00:00:{steps:02d}"}))
     if not result:
         return run_dir
-    metrics = metrics or {}
     payload = {
-        "schema_version": 1,
+        "schema_version": 1 if legacy else 2,
         "run_id": run_id,
         "suite": suite,
         "memory": model,
@@ -95,9 +106,7 @@ def write_run(
         "benchmark": benchmark,
         "seed": seed,
         "status": status,
-        "metrics": metrics,
-        "units": {name: (units or {}).get(name, "nats/image") for name in metrics},
-        "higher_is_better": {name: (higher or {}).get(name, False) for name in metrics},
+        **(legacy or measured_fields(measurements or [], [*figures, *(image_figure(name) for name in images)])),
         "protocol": protocol or {"episode_seed": 1234, "episode_length": 8, "split": "test"},
         "files": [*(files or {}), *images],
         "git_commit": "abc123",
@@ -123,6 +132,10 @@ def write_run(
     return run_dir
 
 
+def image_figure(file: str) -> dict:
+    return {"name": Path(file).stem, "kind": "image", "file": file}
+
+
 def elbo_episodes(values: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"episode": range(len(values)), "nelbo_cond": values})
 
@@ -139,7 +152,7 @@ def write_synthetic_tree(root: Path) -> Path:
             "binarized_mnist",
             "elbo",
             seed,
-            {"nelbo_cond": GPM_NELBO[seed], "nelbo_cond_stderr": 0.5},
+            [measure("nelbo_cond", GPM_NELBO[seed], stderr=0.5)],
             files={"elbo_episodes.csv": elbo_episodes(gpm_episodes)},
         )
         write_run(
@@ -148,19 +161,24 @@ def write_synthetic_tree(root: Path) -> Path:
             "binarized_mnist",
             "elbo",
             seed,
-            {"nelbo_cond": VAE_NELBO[seed], "term/kl": 1.0},
+            [measure("nelbo_cond", VAE_NELBO[seed]), measure("nelbo_term", 1.0, term="kl")],
             files={"elbo_episodes.csv": elbo_episodes(vae_episodes)},
         )
     for seed in range(2):
         write_run(
-            root, "dkm", "binarized_mnist", "elbo", seed, {"nelbo_cond": DKM_NELBO[seed], "nelbo_full": DKM_FULL[seed]}
+            root,
+            "dkm",
+            "binarized_mnist",
+            "elbo",
+            seed,
+            [measure("nelbo_cond", DKM_NELBO[seed]), measure("nelbo_full", DKM_FULL[seed])],
         )
     write_run(root, "dkm", "binarized_mnist", "elbo", 2, status="failed")
     write_run(root, "km", "binarized_mnist", "elbo", 0, result=False)  # pending
-    truncated = write_run(root, "gpm", "omniglot", "elbo", 0, {"nelbo_cond": 1.0})
+    truncated = write_run(root, "gpm", "omniglot", "elbo", 0, [measure("nelbo_cond", 1.0)])
     (truncated / "result.json").write_text('{"status": "do')  # a crash mid-write on a filesystem without atomic renames
     # an older configuration of gpm (fewer steps): superseded, never averaged with the current one
-    write_run(root, "gpm", "binarized_mnist", "elbo", 0, {"nelbo_cond": 999.0}, steps=5)
+    write_run(root, "gpm", "binarized_mnist", "elbo", 0, [measure("nelbo_cond", 999.0)], steps=5)
     # a result from before schema_version existed (no spec.json, nested metrics)
     legacy = root / "synth" / "vae-omniglot-elbo-s0-legacy"
     legacy.mkdir(parents=True)
@@ -189,6 +207,7 @@ def write_synthetic_tree(root: Path) -> Path:
                         "level": level,
                         "step": step,
                         "hamming_mean": 50.0 / (step + 1) + t,
+                        "hamming_stderr": 1.0,
                         "success_rate": rate,
                         "queries": 8,
                     }
@@ -211,21 +230,28 @@ def write_synthetic_tree(root: Path) -> Path:
                     for i in range(4)
                 ]
             )
-            metrics = {"success_rate": rate, "hamming_final": 10.0}
+            cells = [measure("success_rate", rate, "fraction", True), measure("hamming_final", 10.0, "pixels")]
             for t in (4, 8):
-                metrics |= {f"success_rate/T{t}/salt_pepper/0.15": rate, f"success_rate/T{t}/block/12": rate + 0.1}
+                cells.append(measure("success_rate", rate, "fraction", True, T=t, noise="salt_pepper", level=0.15))
+                cells.append(measure("success_rate", rate + 0.1, "fraction", True, T=t, noise="block", level=12))
+            # dkm's second seed as schema 1 wrote it: tags in the metric names, read back as tags
+            legacy = {
+                "metrics": {legacy_name(c): c["value"] for c in cells},
+                "units": {legacy_name(c): c["unit"] for c in cells},
+                "higher_is_better": {legacy_name(c): c["higher_is_better"] for c in cells},
+            }
             write_run(
                 root,
                 model,
                 "omniglot",
                 "denoising",
                 seed,
-                metrics,
-                units={k: "fraction" if k.startswith("success") else "pixels" for k in metrics},
-                higher={k: k.startswith("success") for k in metrics},
+                cells,
                 files={"denoising_steps.csv": steps, "denoising_queries.csv": queries},
                 images=["denoising_salt_pepper.png"],
+                figures=[DENOISING_STEPS],
                 protocol={"episode_seed": 1234, "episode_lengths": [4, 8], "split": "test"},
+                legacy=legacy if (model, seed) == ("dkm", 1) else None,
             )
     write_run(root, "vae", "omniglot", "retrieval", 0, status="not_applicable")
     runtime = pd.DataFrame(
@@ -241,11 +267,16 @@ def write_synthetic_tree(root: Path) -> Path:
         "binarized_mnist",
         "runtime",
         0,
-        {"write_ms": 1.0},
-        units={"write_ms": "ms"},
+        [measure("write_ms", 1.0, "ms")],
         files={"runtime.csv": runtime},
+        figures=[RUNTIME_FIGURE],
     )
     return root
+
+
+def legacy_name(measurement: dict) -> str:
+    """The name schema 1 gave a tagged metric: its tag values joined to it with slashes."""
+    return "/".join([measurement["name"], *(f"T{v}" if k == "T" else str(v) for k, v in measurement["tags"].items())])
 
 
 @pytest.fixture(scope="module")
@@ -273,14 +304,24 @@ def test_long_format_holds_every_run_and_metric(tree: Path) -> None:
         "value",
         "stderr",
         "higher_is_better",
+        "tags",
         "run_id",
         "git_commit",
     ):
         assert column in metrics
     gpm = results.current_metrics.query("model == 'gpm' and metric == 'nelbo_cond'")
     assert sorted(gpm["value"]) == GPM_NELBO
-    assert set(gpm["stderr"]) == {0.5}  # nelbo_cond_stderr folded into the stderr column
-    assert not (metrics["metric"] == "nelbo_cond_stderr").any()
+    assert set(gpm["stderr"]) == {0.5}  # the standard error is data, in its own column
+    term = metrics.query("model == 'vae' and metric == 'nelbo_term'")
+    assert set(term["tags"]) == {"term=kl"} and set(term["tag_term"]) == {"kl"}
+    # tags read the same from schema 2 (as data) and from schema 1 (encoded in the name)
+    cells = metrics.query("benchmark == 'denoising' and model == 'dkm' and tag_noise == 'block' and tag_T == 8")
+    assert (
+        sorted(cells["seed"]) == [0, 1]
+        and cells["value"].tolist() == [pytest.approx(0.15)] * 2
+        and set(cells["tag_level"]) == {12}
+    )
+    assert set(cells["schema_version"]) == {1, 2} and not metrics["metric"].str.contains("/").any()
     states = results.runs.set_index("run_id")["status"]
     assert states["dkm-binarized_mnist-elbo-s2-0000000030"] == "failed"
     assert states["km-binarized_mnist-elbo-s0-0000000030"] == "pending"
@@ -299,7 +340,7 @@ def test_older_configuration_is_superseded_not_averaged(tree: Path) -> None:
 
 
 def test_a_copied_run_directory_counts_once(tmp_path: Path) -> None:
-    run = write_run(tmp_path, "gpm", "digits", "elbo", 0, {"nelbo_cond": 5.0})
+    run = write_run(tmp_path, "gpm", "digits", "elbo", 0, [measure("nelbo_cond", 5.0)])
     shutil.copytree(run, tmp_path / "copy" / run.name)
     results = load_results(tmp_path)
     assert results.runs["run_id"].is_unique and results.runs["current"].sum() == 1
@@ -316,13 +357,12 @@ def test_schema_zero_results_are_converted() -> None:
         }
     )
     assert converted["memory"] == "vae" and converted["status"] == "done" and converted["git_commit"] == "x"
-    assert (
-        converted["metrics"] == {"a": 1.5}
-        and converted["units"] == {"a": "u"}
-        and converted["higher_is_better"] == {"a": True}
-    )
+    assert converted["metrics"] == {"a": 1.5}
+    assert converted["measurements"] == [
+        {"name": "a", "value": 1.5, "unit": "u", "higher_is_better": True, "stderr": None, "tags": {}}
+    ]
     assert note.startswith("converted from schema 0")
-    assert convert_result({"schema_version": 1, "metrics": {}, "status": "done"})[1] == ""
+    assert convert_result({"schema_version": 2, "measurements": [], "metrics": {}, "status": "done"})[1] == ""
 
 
 def test_legacy_run_in_tree_is_loaded_and_flagged(tree: Path) -> None:
@@ -375,7 +415,7 @@ def test_paired_differences_with_one_seed_use_episodes(tmp_path: Path) -> None:
         "digits",
         "elbo",
         0,
-        {"nelbo_cond": 1.0},
+        [measure("nelbo_cond", 1.0)],
         files={"elbo_episodes.csv": elbo_episodes([11.0, 12.0, 13.0])},
     )
     write_run(
@@ -384,7 +424,7 @@ def test_paired_differences_with_one_seed_use_episodes(tmp_path: Path) -> None:
         "digits",
         "elbo",
         0,
-        {"nelbo_cond": 1.0},
+        [measure("nelbo_cond", 1.0)],
         files={"elbo_episodes.csv": elbo_episodes([10.0, 10.0, 10.0])},
     )
     row = paired_differences(load_results(tmp_path)).iloc[0]
@@ -525,10 +565,8 @@ def test_figures_are_non_empty_png_and_pdf(report: Path) -> None:
         "training_synth_binarized_mnist",
         "elbo_synth_binarized_mnist",
         "paired_differences",
-        "denoising_steps_synth_omniglot_T4",
-        "denoising_levels_synth_omniglot",
-        "denoising_success_synth_omniglot",
-        "runtime_synth_cpu",
+        "denoising_steps_synth_omniglot",  # the line charts the runs declared: benchmark, name, suite, dataset
+        "runtime_time_vs_T_synth_binarized_mnist",
     )
     assert set(expected) <= stems
     assert any(s.startswith("images_synth_denoising_omniglot_denoising_salt_pepper") for s in stems)
@@ -598,8 +636,10 @@ def test_quick_suite_report_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     table1 = pd.read_csv(out / "tables" / "table1_nelbo.csv").set_index("model")
     assert list(table1["digits: NELBO-cond [nats/image] | n"]) == [2, 2]
     assert table1["digits: NELBO-cond [nats/image] | best"].sum() == 1
-    for stem in ("training_quick_digits", "elbo_quick_digits", "reconstructions_quick_digits", "paired_differences"):
+    for stem in ("training_quick_digits", "elbo_quick_digits", "paired_differences"):
         assert (out / "figures" / f"{stem}.png").is_file() and (out / "figures" / f"{stem}.pdf").is_file()
+    for model in ("vae", "gpm"):  # the reconstruction grid each ELBO run wrote and declared
+        assert (out / "figures" / f"images_quick_elbo_digits_reconstructions_{model}.png").is_file()
     paired = pd.read_csv(out / "paired_differences.csv")
     assert list(paired["ci_basis"]) == ["2 seeds"] and paired["n_pairs"].iloc[0] > 0
     assert "report of 4 runs (4 done)" in capsys.readouterr().out

@@ -25,15 +25,15 @@ import submitit
 import yaml
 
 from memorybench.memories.configuration import ConfigError
-from memorybench.runners.cli import main
-from memorybench.runners.slurm import (
-    SlurmRun,
+from memorybench.runners.backends.slurm import (
     chunks,
     parse_mem_gb,
     parse_time_min,
     sbatch_parameters,
     slurm_resources,
 )
+from memorybench.runners.backends.slurm_jobs import SlurmRun
+from memorybench.runners.cli import main
 from memorybench.runners.suite import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +111,26 @@ def test_slurm_without_sbatch_is_one_line_and_exit_2(
         assert main(["run", str(suite), "--out", str(out), *flags]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_dry_run_shows_the_sbatch_request_without_sbatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = write_suite(tmp_path, "plan", {"vae": {}, "gpm": {"memory_size": 4}}, steps=3, seeds=[0, 1])
+    out = tmp_path / "results"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, srun, scontrol
+    flags = [*JOB_FLAGS, "--partition", "gpu", "--gpus-per-job", "1", "--sbatch", "account=proj", "--dry-run"]
+    assert main(["run", str(suite), "--out", str(out), *flags, "--set", "resources.slurm.max_array_size=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "slurm: 4 runs in 2 job array(s): partition gpu, 10 min, 1 GB, 1 CPUs, 1 GPUs" in printed
+    request = (
+        "sbatch --job-name=memorybench-plan --partition=gpu --time=10 --mem=1GB --cpus-per-task=1 --gpus-per-node=1"
+    )
+    assert f"array 1 (runs 1-3): {request} --signal=USR2@90 --account=proj --array=0-2%128" in printed
+    assert "array 2 (runs 4-4):" in printed and "--array=0-0%128" in printed
+    assert "dependencies: none" in printed and "3 requeues" in printed
+    assert "a real run would stop here: --runner slurm: sbatch not found on PATH" in printed
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------- on a real cluster

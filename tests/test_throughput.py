@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from memorybench.benchmarks import throughput
+from memorybench.benchmarks.speed import throughput
 
 TINY = [
     "--set",

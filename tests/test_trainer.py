@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from memorybench import memories
-from memorybench.benchmarks.datasets import create
-from memorybench.benchmarks.episodes import EpisodeLengthError, fixed_episodes, random_episodes
-from memorybench.benchmarks.trainer import DivergenceError, TrainConfig, train
+from memorybench.benchmarks.common.datasets import ImageSplit, create
+from memorybench.benchmarks.common.episodes import EpisodeLengthError, fixed_episodes, random_episodes
+from memorybench.benchmarks.common.trainer import DivergenceError, TrainConfig, adam, train, training_step
 from memorybench.memories.protocol import LossTerms
 from memorybench.runners.execute import execute_run
 from memorybench.runners.suite import build_suite
@@ -43,6 +43,21 @@ def test_nan_loss_stops_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(model, "loss", lambda episode: LossTerms(total=(episode.sum() * float("nan")).requires_grad_()))
     with pytest.raises(DivergenceError, match="diverged at step 0"):
         train(model, create("digits").split("train"), TrainConfig(steps=3, batch_episodes=2), tmp_path, progress=False)
+
+
+def test_training_step_steps_only_on_a_finite_loss() -> None:
+    """The one training step (trainer, runtime benchmark, speed scripts): a finite loss moves the
+    parameters; a non-finite one leaves them and says so."""
+    model = tiny_model()
+    optimizer = adam(model, 1e-2, 0.0)
+    episode = (torch.rand(2, 4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    before = [p.detach().clone() for p in model.parameters()]
+    taken = training_step(model, optimizer, episode, grad_clip=10.0)
+    assert taken.finite and taken.loss == pytest.approx(float(taken.terms.total.detach())) and taken.grad_norm > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    after = [p.detach().clone() for p in model.parameters()]
+    nan = training_step(model, optimizer, episode, 10.0, lambda e: LossTerms(total=model.loss(e).total * float("nan")))
+    assert not nan.finite and all(torch.equal(a, b) for a, b in zip(after, model.parameters()))
 
 
 def test_a_failing_run_is_recorded_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +98,16 @@ def test_class_structured_episodes_draw_from_few_classes() -> None:
     episodes = random_episodes(split, 10, 6, torch.Generator().manual_seed(0), classes_per_episode=2)
     for row in episodes:
         assert split.labels is not None and split.labels[row].unique().numel() <= 2
+
+
+def test_class_structured_evaluation_episodes_are_seeded_and_stay_within_their_classes():
+    from memorybench.benchmarks.common.episodes import fixed_class_episodes
+
+    labels = torch.arange(40) // 10  # 4 classes of 10 items
+    split = ImageSplit(torch.zeros(40, 1, 2, 2, dtype=torch.uint8), labels)
+    episodes = fixed_class_episodes(split, 8, 2, seed=3, max_episodes=5)
+    assert episodes.shape == (5, 8)
+    assert torch.equal(episodes, fixed_class_episodes(split, 8, 2, seed=3, max_episodes=5))
+    assert all(len(labels[row].unique()) <= 2 and len(row.unique()) == 8 for row in episodes)
+    with pytest.raises(ValueError, match="labels"):
+        fixed_class_episodes(ImageSplit(split.pixels, None), 8, 2, seed=3)

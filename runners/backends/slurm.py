@@ -1,46 +1,30 @@
 """The SLURM backend: a suite becomes job arrays submitted through submitit (no Hydra, no blocking).
 
-Each array task receives a :class:`SlurmRun` — the run's spec, its directory and the plugin modules
-to import, nothing else — and calls :func:`runners.execute.execute_run`, exactly like the other
-backends. :class:`SlurmRun` implements submitit's checkpoint protocol: when SLURM signals a job
-before its time limit (or submitit is told it is preempted), ``checkpoint()`` hands back a fresh
-copy of itself, submitit requeues the job (at most ``max_requeues`` times) and the next attempt
-resumes training from the run's last ``checkpoint.pt``. A job killed outright (``scontrol
-requeue``, node failure) resumes the same way when SLURM requeues it.
-
 Resources come from the suite's ``resources.slurm`` section with command-line flags on top. Logs go
 to ``<suite_dir>/_slurm_logs/`` (submitit's ``<job>_<task>_log.out``/``.err``); each run's
 ``status.json`` records its job id and log paths. Arrays are cut into chunks below the cluster's
-``MaxArraySize``, and the array-parallelism budget is shared between the chunks.
+``MaxArraySize``, and the array-parallelism budget is shared between the chunks. The job callable,
+submission and waiting live in :mod:`memorybench.runners.backends.slurm_jobs`; ``--dry-run``
+describes the request without them (and without sbatch).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import submitit
-
-from memorybench.benchmarks.artifacts import read_json
 from memorybench.memories.configuration import ConfigError, from_mapping, require
-from memorybench.runners.dispatch import PlannedRun
-from memorybench.runners.results import RESULT_FILE, STATUS_FILE, now, run_lock, write_status
-from memorybench.runners.suite import RunSpec
+from memorybench.runners.backends import register_backend
+from memorybench.runners.backends.base import Backend, Plan, finish
 
 LOG_DIR = "_slurm_logs"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize (indices 0..1000)
-
-
-class SubmissionError(RuntimeError):
-    """sbatch failed after part of the suite was submitted (re-running submits the rest)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,10 +101,10 @@ def _positive_int(flag: str, text: str, minimum: int = 1) -> int:
     return value
 
 
-def slurm_resources(
+def slurm_settings(
     section: Mapping[str, Any] | None, flags: Mapping[str, str | None], sbatch: Sequence[str] = ()
-) -> SlurmResources:
-    """The suite's ``resources.slurm`` with command-line flags on top (all validated, nothing run).
+) -> dict[str, Any]:
+    """The suite's ``resources.slurm`` with command-line flags on top (flags parsed, not yet validated).
 
     ``flags`` maps resource names to the raw flag text (None: not given); ``sbatch`` are extra
     ``KEY=VALUE`` sbatch options merged into ``additional``.
@@ -146,7 +130,14 @@ def slurm_resources(
                 raise ConfigError(f"--sbatch {option}: expected KEY=VALUE, such as account=myproject")
             additional[key.strip().lstrip("-").replace("-", "_")] = value
         merged["additional"] = additional
-    return from_mapping(SlurmResources, merged, "resources.slurm")
+    return merged
+
+
+def slurm_resources(
+    section: Mapping[str, Any] | None, flags: Mapping[str, str | None], sbatch: Sequence[str] = ()
+) -> SlurmResources:
+    """:func:`slurm_settings` validated (nothing is run)."""
+    return from_mapping(SlurmResources, slurm_settings(section, flags, sbatch), "resources.slurm")
 
 
 # ---------------------------------------------------------------------------- the cluster
@@ -220,10 +211,15 @@ def sbatch_parameters(resources: SlurmResources, suite_name: str, parallelism: i
     return parameters
 
 
-def describe(resources: SlurmResources, runs: int, max_array_size: int = DEFAULT_MAX_ARRAY_SIZE) -> str:
-    """One line for the plan: what each job asks for and how the suite is cut into arrays."""
-    size = resources.max_array_size or max_array_size
-    arrays = max(1, -(-runs // size))
+def array_plan(resources: SlurmResources, runs: Sequence[Any], max_array_size: int) -> tuple[list[Sequence[Any]], int]:
+    """``runs`` cut into arrays below the cluster's MaxArraySize, and the parallelism each array
+    gets (the suite's ``array_parallelism`` shared between them)."""
+    pieces = chunks(list(runs), resources.max_array_size or max_array_size)
+    return pieces, max(1, resources.array_parallelism // max(1, len(pieces)))
+
+
+def summary_line(resources: SlurmResources, runs: int, arrays: int) -> str:
+    """One line for the plan: what each job asks for and how many arrays the suite becomes."""
     parts = [
         f"partition {resources.partition or '(default)'}",
         f"{resources.time_min} min",
@@ -233,168 +229,132 @@ def describe(resources: SlurmResources, runs: int, max_array_size: int = DEFAULT
         f"at most {resources.array_parallelism} at once",
         f"{resources.max_requeues} requeues",
     ]
-    extra = ", ".join(
-        f"--{k}" + ("" if v is True else f"={v}")
-        for k, v in sbatch_parameters(resources, "").get("additional_parameters", {}).items()
+    return f"slurm: {runs} runs in {max(1, arrays)} job array(s): " + ", ".join(parts)
+
+
+SBATCH_FLAGS = {"job_name": "job-name", "partition": "partition", "time": "time", "mem": "mem"}
+SBATCH_FLAGS |= {"cpus_per_task": "cpus-per-task", "gpus_per_node": "gpus-per-node"}
+
+
+def sbatch_request(
+    resources: SlurmResources, suite_name: str, runs: int, max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
+) -> list[str]:
+    """What ``--dry-run`` prints: the summary line, then each array's sbatch options as submitit
+    will pass them (nothing is run: no sbatch needed)."""
+    pieces, parallelism = array_plan(resources, range(runs), max_array_size)
+    lines = [summary_line(resources, runs, len(pieces))]
+    parameters = sbatch_parameters(resources, suite_name, parallelism)
+    options = [f"--{flag}={parameters[key]}" for key, flag in SBATCH_FLAGS.items() if key in parameters]
+    options.append(f"--signal=USR2@{parameters['signal_delay_s']}")
+    for key, value in parameters.get("additional_parameters", {}).items():
+        options.append(f"--{key}" + ("" if value is True else f"={value}"))
+    first = 0
+    for number, piece in enumerate(pieces, 1):
+        array = f"--array=0-{len(piece) - 1}%{parallelism}"
+        lines.append(f"  array {number} (runs {first + 1}-{first + len(piece)}): sbatch {' '.join([*options, array])}")
+        first += len(piece)
+    for line in resources.setup:
+        lines.append(f"  setup: {line}")
+    lines.append(
+        "  dependencies: none; evaluations of one model share its training run through a file lock, "
+        "so jobs of one array never wait on sbatch --dependency"
     )
-    return f"slurm: {runs} runs in {arrays} job array(s): " + ", ".join(parts) + (f", {extra}" if extra else "")
+    lines.append(f"  retries: up to {resources.max_requeues} requeues per job on preemption or timeout")
+    return lines
 
 
-# ---------------------------------------------------------------------------- the job
-class SlurmRun(submitit.helpers.Checkpointable):
-    """The callable a SLURM job runs: one run spec, its directory, the plugins to import. Nothing else."""
+# ---------------------------------------------------------------------------- the backend
+FLAGS = {
+    "partition": "--partition",
+    "time_min": "--time",
+    "mem_gb": "--mem",
+    "cpus_per_task": "--cpus-per-task",
+    "gpus_per_job": "--gpus-per-job",
+    "array_parallelism": "--array-parallelism",
+    "max_requeues": "--max-requeues",
+}
 
-    def __init__(self, spec: RunSpec, run_dir: str, includes: Sequence[str] = ()):
-        self.spec = spec
-        self.run_dir = str(run_dir)
-        self.includes = tuple(includes)
 
-    def __call__(self) -> dict[str, Any]:
-        from memorybench.memories.registry import import_user_module
-        from memorybench.runners.execute import execute_run
+@register_backend("slurm")
+class SlurmBackend(Backend):
+    """Job arrays on a SLURM cluster through submitit; preempted or timed-out jobs requeue and resume."""
 
-        for module in self.includes:
-            import_user_module(module)
-        run_dir = Path(self.run_dir)
-        existing = read_json(run_dir / RESULT_FILE)
-        if existing is not None:  # finished by an earlier attempt: never run twice
-            return {"run_id": self.spec.run_id, "status": existing.get("status"), "skipped": True}
-        from memorybench.runners.results import RunBusyError
+    config_class = SlurmResources
+    options: ClassVar[dict[str, str]] = {**FLAGS, "sbatch": "--sbatch", "wait": "--wait"}
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("--runner slurm (default: resources.slurm in the suite)")
+        group.add_argument("--partition", metavar="P", help="SLURM partition")
+        group.add_argument(
+            "--time", dest="time_min", metavar="T", help="time limit per job: minutes, H:MM:SS or D-HH:MM:SS"
+        )
+        group.add_argument("--mem", dest="mem_gb", metavar="SIZE", help="memory per job, e.g. 16G or 500M")
+        group.add_argument("--cpus-per-task", metavar="N", help="CPUs per job")
+        group.add_argument("--gpus-per-job", metavar="N", help="GPUs per job")
+        group.add_argument(
+            "--array-parallelism", metavar="N", help="most jobs of the suite running at once (default 256)"
+        )
+        group.add_argument("--max-requeues", metavar="N", help="requeues of a preempted or timed-out job (default 3)")
+        group.add_argument(
+            "--sbatch",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any other sbatch option, e.g. account=proj",
+        )
+        group.add_argument(
+            "--wait", action="store_true", help="block until every run has finished, with a live summary"
+        )
+        group.add_argument("--poll", type=float, default=15.0, metavar="SECONDS", help=argparse.SUPPRESS)
+
+    @classmethod
+    def settings(cls, section: Mapping[str, Any] | None, args: argparse.Namespace | None) -> dict[str, Any]:
+        flags = {key: getattr(args, key, None) for key in FLAGS}
+        return slurm_settings(section, flags, getattr(args, "sbatch", None) or ())
+
+    def check(self) -> None:
+        check_slurm(self.resources)
+
+    def describe(self, plan: Plan) -> list[str]:
+        return sbatch_request(self.resources, plan.suite_name, plan.will_run, cluster_max_array_size())
+
+    def execute(self, plan: Plan, options: argparse.Namespace) -> int:
+        from memorybench.runners.backends.slurm_jobs import SubmissionError, submit, wait
+
+        if plan.todo:
+            try:
+                submission = submit(plan.todo, self.resources, plan.suite_dir, plan.suite_name, plan.includes)
+            except SubmissionError as error:
+                print(f"memorybench: error: {error}", file=sys.stderr)
+                return 1
+            print(f"slurm logs: {submission.log_dir}")
+        else:
+            print("nothing to submit")
+        in_flight = [run for run in plan.runs if run.will_run or run.action == "active"]
+        if not getattr(options, "wait", False):
+            if in_flight:
+                print(f"follow with: memorybench status {plan.suite_dir}   (or re-run with --wait)")
+                return 0
+            return finish(plan)
         try:
-            with run_lock(run_dir):  # another job or process running it now: leave it alone
-                _record_job(run_dir)
-        except RunBusyError:
-            return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
-        _limit_threads()
-        try:
-            result = execute_run(self.spec, run_dir, progress=False)
-        except RunBusyError:
-            return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
-        return {"run_id": self.spec.run_id, "status": result["status"], "error": result.get("error")}
-
-    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        """Preempted or timing out: requeue a fresh copy; training resumes from the run's checkpoint.pt."""
-        return submitit.helpers.DelayedSubmission(SlurmRun(self.spec, self.run_dir, self.includes))
-
-
-def _limit_threads() -> None:
-    """Use the CPUs the job asked for, not every core of a shared node (unless OMP_NUM_THREADS says)."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if cpus.isdigit() and int(cpus) > 0 and "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(int(cpus))
-
-
-def _record_job(run_dir: Path) -> None:
-    """Note the job id and log paths in status.json (the job knows them for sure; the submitter may not)."""
-    env = submitit.JobEnvironment()
-    state = (read_json(run_dir / STATUS_FILE) or {}).get("state", "pending")
-    write_status(
-        run_dir,
-        state,
-        slurm_job_id=env.job_id,
-        slurm_stdout=str(env.paths.stdout),
-        slurm_stderr=str(env.paths.stderr),
-        slurm_restarts=int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0),
-    )
-
-
-# ---------------------------------------------------------------------------- submission
-@dataclass
-class Submission:
-    job_ids: list[str] = field(default_factory=list)  # one per run, in order
-    arrays: list[str] = field(default_factory=list)  # the array (or single) job ids
-    log_dir: Path | None = None
-
-
-def submit(
-    runs: Sequence[PlannedRun],
-    resources: SlurmResources,
-    suite_dir: Path,
-    suite_name: str,
-    includes: Sequence[str] = (),
-    echo: Callable[[str], None] = print,
-) -> Submission:
-    """Submit ``runs`` as job arrays; each run's status.json gets its job id before this returns."""
-    log_dir = suite_dir / LOG_DIR
-    size = resources.max_array_size or cluster_max_array_size()
-    pieces = chunks(list(runs), size)
-    parallelism = max(1, resources.array_parallelism // max(1, len(pieces)))
-    executor = submitit.SlurmExecutor(folder=log_dir, max_num_timeout=resources.max_requeues)
-    executor.update_parameters(**sbatch_parameters(resources, suite_name, parallelism))
-    includes = tuple(str(Path(m).resolve()) if Path(m).suffix == ".py" or Path(m).exists() else m for m in includes)
-    submission = Submission(log_dir=log_dir)
-    for piece in pieces:
-        callables = [SlurmRun(run.spec, str(run.run_dir), includes) for run in piece]
-        try:
-            jobs = executor.submit_array(callables)
-        except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError, OSError) as error:
-            message = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-            if not submission.job_ids:
-                raise ConfigError(f"sbatch refused the job array: {message}") from None
-            raise SubmissionError(
-                f"sbatch failed after {len(submission.job_ids)} of {len(runs)} runs were submitted ({message}); "
-                "run the same command again to submit the rest"
-            ) from None
-        for run, job in zip(piece, jobs):
-            write_status(
-                run.run_dir,
-                "pending",
-                slurm_job_id=job.job_id,
-                slurm_stdout=str(job.paths.stdout),
-                slurm_stderr=str(job.paths.stderr),
-                submitted=now(),
-                note="queued on SLURM",
-                error=None,
-            )
-            submission.job_ids.append(job.job_id)
-        submission.arrays.append(jobs[0].job_id.split("_")[0])
-        echo(f"submitted {len(piece)} runs as job {submission.arrays[-1]} (at most {parallelism} at once)")
-    return submission
-
-
-def wait(run_dirs: Sequence[Path], poll_s: float = 15.0, echo: Callable[[str], None] = print) -> list[Any]:
-    """Block until none of ``run_dirs`` is pending or running, printing a summary whenever it changes.
-
-    Runs whose job vanished without a result (OOM kill, node failure, cancelled) are recorded as
-    failed on the way, with what squeue/sacct said about the job.
-    """
-    from memorybench.runners.status import probe, record_lost, summary_line
-
-    live = sys.stdout.isatty()
-    last = ""
-    while True:
-        views = probe(run_dirs)
-        record_lost(views)
-        line = summary_line(views)
-        running = [view for view in views if view.state in ("pending", "running")]
-        if line != last or live:
-            stamp = time.strftime("%H:%M:%S")
-            if live:
-                print(f"\r[{stamp}] {line}\033[K", end="" if running else "\n", flush=True)
-            else:
-                echo(f"[{stamp}] {line}")
-            last = line
-        if not running:
-            return views
-        time.sleep(poll_s)
+            wait([run.run_dir for run in in_flight], poll_s=getattr(options, "poll", 15.0))
+        except KeyboardInterrupt:
+            print(f"\nstopped waiting; the jobs keep running: memorybench status {plan.suite_dir}", file=sys.stderr)
+            return 130
+        return finish(plan)
 
 
 __all__ = [
     "LOG_DIR",
+    "SlurmBackend",
     "SlurmResources",
-    "SlurmRun",
-    "Submission",
-    "SubmissionError",
     "check_slurm",
     "chunks",
-    "describe",
     "parse_mem_gb",
     "parse_time_min",
     "sbatch_parameters",
+    "sbatch_request",
     "slurm_resources",
-    "submit",
-    "wait",
+    "slurm_settings",
 ]

@@ -1,8 +1,9 @@
 """Episodes: index tensors ``[E, T]`` into a split, reproducible from a seed.
 
-Training draws fresh random episodes; evaluation uses :func:`fixed_episodes`, a seeded
+Training draws fresh random episodes of a split (:func:`random_episodes`); evaluation uses :func:`fixed_episodes`, a seeded
 permutation of the split cut into consecutive chunks of T, so every model in a suite sees the
-same test episodes (paired comparisons) and each test item is scored once.
+same test episodes (paired comparisons) and each test item is scored once. Timing needs no
+data: :func:`random_pixel_episodes` makes images of random pixels.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.datasets import ImageSplit
+from memorybench.benchmarks.common.datasets import ImageSplit
 
 
 class EpisodeLengthError(ValueError):
@@ -60,6 +61,25 @@ def fixed_episodes(split: ImageSplit, episode_length: int, seed: int, max_episod
     return order[: count * episode_length].view(count, episode_length)
 
 
-def batches(indices: Tensor, batch_size: int) -> list[Tensor]:
-    """Split episode indices ``[E, T]`` into consecutive batches ``[<=batch_size, T]``."""
-    return list(indices.split(batch_size))
+def fixed_class_episodes(
+    split: ImageSplit, episode_length: int, classes_per_episode: int, seed: int, max_episodes: int = 0
+) -> Tensor:
+    """Class-structured evaluation episodes ``[E, T]``: each of T distinct items from
+    ``classes_per_episode`` classes, reproducible from ``seed``; E = ``max_episodes`` or, when 0,
+    as many as would cover the split once."""
+    if split.labels is None:
+        raise EpisodeLengthError("classes_per_episode needs a dataset with labels; this split has none")
+    check_episode_length(len(split), episode_length, "evaluation episodes")
+    count = max_episodes if max_episodes > 0 else len(split) // episode_length
+    return random_episodes(split, episode_length, count, torch.Generator().manual_seed(seed), classes_per_episode)
+
+
+def random_pixel_episodes(
+    batch: int, length: int, image_shape: tuple[int, ...], binary: bool, generator: torch.Generator
+) -> Tensor:
+    """Episodes of random images ``[B, T, C, H, W]`` (no dataset; for timing): binary pixels, or
+    k/255 values for 8-bit data."""
+    shape = (batch, length, *image_shape)
+    if binary:
+        return (torch.rand(shape, generator=generator) < 0.5).float()
+    return torch.randint(0, 256, shape, generator=generator).float() / 255.0

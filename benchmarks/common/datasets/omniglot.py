@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.datasets.base import (
+from memorybench.benchmarks.common.datasets.base import (
     DataFormatError,
     DataMissingError,
     DatasetConfig,
@@ -49,7 +49,7 @@ from memorybench.benchmarks.datasets.base import (
     ImageSplit,
     register_dataset,
 )
-from memorybench.benchmarks.datasets.torchvision_sets import evaluation_split, torchvision_errors
+from memorybench.benchmarks.common.datasets.torchvision_sets import evaluation_split, torchvision_errors
 from memorybench.memories.configuration import require
 
 CHARDATA = "chardata.mat"

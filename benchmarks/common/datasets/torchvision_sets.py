@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from memorybench.benchmarks.datasets.base import (
+from memorybench.benchmarks.common.datasets.base import (
     DataFormatError,
     DataMissingError,
     DatasetConfig,

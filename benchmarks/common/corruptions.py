@@ -171,6 +171,11 @@ def format_level(level: float) -> str:
     return f"{float(level):g}"
 
 
+def tag_level(level: float) -> int | float:
+    """A level as a metric tag: an int when whole (block 12, rotation 30), else the float (0.15)."""
+    return int(level) if float(level).is_integer() else float(level)
+
+
 def corruption_seed(base: int, *parts: object) -> int:
     """A stable 63-bit seed for one corruption setting (same on every machine and Python run)."""
     text = "/".join(str(part) for part in (base, *parts))
@@ -188,4 +193,5 @@ __all__ = [
     "rotation",
     "salt_and_pepper",
     "salt_and_pepper_mask",
+    "tag_level",
 ]

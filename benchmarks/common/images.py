@@ -1,16 +1,16 @@
-"""Figures the benchmarks save next to their CSVs: image strips/grids, curves, histograms.
+"""Pictures the benchmarks save next to their CSVs: image strips and grids, histograms.
 
 Matplotlib's object-oriented API on the Agg canvas (no pyplot, no global backend switch), so
 figures can be drawn from any thread or worker. Image grids are composed into one array and drawn
 with a single ``imshow`` (fast even for hundreds of cells). Every PNG is written atomically.
-Report figures are built separately by ``reports/`` from the CSVs; these are the per-run pictures.
+Line charts are never drawn here: a benchmark declares them (:class:`~memorybench.benchmarks.base.Figure`)
+and ``reports/`` draws them from the CSVs; these are the per-run pictures.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from memorybench.benchmarks.artifacts import atomic_write_bytes
+from memorybench.benchmarks.common.artifacts import atomic_write_bytes
 
 PAD = 2  # pixels between grid cells
 BACKGROUND = 0.55  # grey between cells, distinct from black and white pixels
@@ -84,45 +84,17 @@ def image_grid(
     save_figure(figure, path)
 
 
-@dataclass
-class Panel:
-    """One axes of a line figure: ``series`` maps a label to (x, y[, lower, upper])."""
-
-    title: str = ""
-    xlabel: str = ""
-    ylabel: str = ""
-    series: Mapping[str, tuple[Sequence[float], ...]] = field(default_factory=dict)
-    logx: bool = False
-    logy: bool = False
-    base: int = 10  # log base of the x axis when ``logx``
-    legend: bool = True  # draw a legend when there is more than one series
-
-
-def line_figure(panels: Sequence[Panel], path: str | Path, *, title: str = "", width: float = 4.6) -> None:
-    """Save side-by-side line plots; a series with four sequences also shades (lower, upper)."""
-    figure = Figure(figsize=(width * len(panels), 3.4))
-    for index, panel in enumerate(panels, start=1):
-        axes = figure.add_subplot(1, len(panels), index)
-        for label, values in panel.series.items():
-            x, y = np.asarray(values[0], dtype=float), np.asarray(values[1], dtype=float)
-            (line,) = axes.plot(x, y, marker="o", markersize=3, linewidth=1.2, label=label)
-            if len(values) == 4:
-                axes.fill_between(x, values[2], values[3], color=line.get_color(), alpha=0.15, linewidth=0)
-        if panel.logx:
-            axes.set_xscale("log", base=panel.base)
-        if panel.logy:
-            axes.set_yscale("log")
-        axes.set_title(panel.title, fontsize=9)
-        axes.set_xlabel(panel.xlabel, fontsize=8)
-        axes.set_ylabel(panel.ylabel, fontsize=8)
-        axes.tick_params(labelsize=7)
-        axes.grid(alpha=0.3)
-        if panel.legend and len(panel.series) > 1:
-            axes.legend(fontsize=6, ncol=1 + len(panel.series) // 8)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    save_figure(figure, path)
+def trajectory_strip(images: Tensor, errors: Tensor, path: str | Path, *, title: str) -> None:
+    """Save iterative-reading trajectories: ``images`` ``[R, 1+S+1, C, H, W]`` (the clean item, the
+    query, then every step) with each image's wrong pixels ``errors`` ``[R, S+1]`` printed under it."""
+    steps = images.shape[1] - 2
+    image_grid(
+        images,
+        path,
+        title=title,
+        column_labels=["clean", "query", *(str(s) for s in range(1, steps + 1))],
+        cell_text=[["", *(str(int(e)) for e in row)] for row in errors],
+    )
 
 
 def histogram_figure(
@@ -154,4 +126,4 @@ def histogram_figure(
     save_figure(figure, path)
 
 
-__all__ = ["Panel", "compose_grid", "histogram_figure", "image_grid", "line_figure", "save_figure"]
+__all__ = ["compose_grid", "histogram_figure", "image_grid", "save_figure", "trajectory_strip"]

@@ -14,7 +14,7 @@ permutation, chunks of T, ``episode_seed`` 1234):
 - ours through the suite's own path: ``model.eval()``, mean of ``model.neg_elbo(...).cond`` over
   the same episodes in batches of ``--eval-batch`` episodes.
 
-    python -m memorybench.benchmarks.gpm_parity --data-root DATA --steps 3000 --eval-every 500
+    python -m memorybench.benchmarks.parity.gpm_parity --data-root DATA --steps 3000 --eval-every 500
 
 ``--set key=value`` changes our model's config (e.g. ``--set network=reference_groupnorm``, the
 public code's layout, with which ours matches the reference; docs/models/gpm_parity.md); ``--only
@@ -36,18 +36,19 @@ import torch
 from torch import Tensor
 
 from memorybench import memories
-from memorybench.benchmarks.datasets import ImageSplit
-from memorybench.benchmarks.datasets import create as create_dataset
-from memorybench.benchmarks.episodes import fixed_episodes, random_episodes
-from memorybench.benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout, public_test_loss
-from memorybench.benchmarks.throughput import add_override_argument, parse_overrides
+from memorybench.benchmarks.common.datasets import ImageSplit
+from memorybench.benchmarks.common.datasets import create as create_dataset
+from memorybench.benchmarks.common.episodes import fixed_episodes, random_episodes
+from memorybench.benchmarks.common.overrides import add_override_argument, parse_overrides
+from memorybench.benchmarks.common.trainer import adam, training_step
+from memorybench.benchmarks.parity.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout, public_test_loss
 
 SIDES = ("reference", "ours")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m memorybench.benchmarks.gpm_parity", description=__doc__.splitlines()[0]
+        prog="python -m memorybench.benchmarks.parity.gpm_parity", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--data-root", default=None, help="data root holding binarized_mnist/ (default: $MEMORYBENCH_DATA)"
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("shared", "suite"),
         default="shared",
         help="ours trains on the shared episodes (default) or, as an ablation, on the suite trainer's own "
-        "random episodes (benchmarks.episodes.random_episodes)",
+        "random episodes (benchmarks.common.episodes.random_episodes)",
     )
     parser.add_argument("--save-dir", default=None, help="save both trained state dicts here (for later scoring)")
     add_override_argument(parser, "override of our gpm's config, value parsed as YAML")
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ours = optimizer = None
     if "ours" in sides:
         ours = memories.create("gpm", image_shape=test_split.image_shape, **settings).train()
-        optimizer = torch.optim.Adam(ours.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        optimizer = adam(ours, args.lr, args.weight_decay)
 
     curves: dict[str, list[dict[str, float]]] = {"reference": [], "reference_eval": [], "ours": []}
     losses: dict[str, list[float]] = {"reference": [], "ours": []}
@@ -203,12 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if ours is not None and optimizer is not None:
             if args.ours_episodes == "suite":
                 episode = train_split.images(random_episodes(train_split, length, episodes, suite_generator))
-            total = ours.loss(episode).total
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(ours.parameters(), args.clip)
-            optimizer.step()
-            losses["ours"].append(float(total.detach()))
+            losses["ours"].append(training_step(ours, optimizer, episode, args.clip).loss)
         if step % args.eval_every == 0 or step == args.steps:
             evaluate(step)
 

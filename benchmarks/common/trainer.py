@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from memorybench.benchmarks.artifacts import atomic_torch_save, atomic_write_csv
-from memorybench.benchmarks.datasets import ImageSplit
-from memorybench.benchmarks.episodes import fixed_episodes, random_episodes
+from memorybench.benchmarks.common.artifacts import atomic_torch_save, atomic_write_csv
+from memorybench.benchmarks.common.datasets import ImageSplit
+from memorybench.benchmarks.common.episodes import fixed_episodes, random_episodes
 from memorybench.memories.configuration import require
-from memorybench.memories.protocol import MemoryModel
+from memorybench.memories.protocol import LossTerms, MemoryModel
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the newest is damaged
@@ -72,6 +72,44 @@ class TrainOutcome:
     steps: int  # steps completed in total
     wall_time_s: float  # time spent in this call
     curve: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class StepTaken:
+    """One training step: the loss terms, the total loss, the gradient norm before clipping, and
+    whether both were finite (the optimizer stepped only then)."""
+
+    terms: LossTerms
+    loss: float
+    grad_norm: float
+    finite: bool
+
+
+def adam(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Adam:
+    """The optimizer of every model: Adam with L2 weight decay."""
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+
+
+def training_step(
+    model: MemoryModel,
+    optimizer: torch.optim.Optimizer,
+    episode: torch.Tensor,
+    grad_clip: float,
+    objective: Callable[[torch.Tensor], LossTerms] | None = None,
+) -> StepTaken:
+    """One training iteration on ``episode`` ``[B, T, C, H, W]``: ``model.loss`` (or ``objective``,
+    e.g. a compiled ``model.loss``), backward, global grad-norm clip at ``grad_clip``, and an
+    optimizer step — skipped when the loss or the gradient norm is not finite (the caller decides
+    what divergence means). The trainer, the runtime benchmark and the speed scripts all use it."""
+    terms = (objective or model.loss)(episode)
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
+    loss = float(terms.total.detach())
+    finite = math.isfinite(loss) and math.isfinite(grad_norm)
+    if finite:
+        optimizer.step()
+    return StepTaken(terms, loss, grad_norm, finite)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -200,7 +238,7 @@ def train(
         torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = adam(model, config.learning_rate, config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     episode_length = model.config.episode_length
     valid_episodes = None
@@ -238,17 +276,13 @@ def train(
             train_split, episode_length, config.batch_episodes, generator, config.classes_per_episode
         )
         episode = train_split.images(indices, generator).to(device)
-        terms = model.loss(episode)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        loss = float(terms.total.detach())
-        if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
+        taken = training_step(model, optimizer, episode, config.grad_clip)
+        if not taken.finite:
             bar.close()
-            raise DivergenceError(f"training diverged at step {step}: loss={loss}, grad_norm={float(grad_norm)}")
-        optimizer.step()
+            raise DivergenceError(f"training diverged at step {step}: loss={taken.loss}, grad_norm={taken.grad_norm}")
         step += 1
-        row = {"step": step, "loss": loss, **{f"loss/{k}": float(v.detach()) for k, v in terms.terms.items()}}
+        loss = taken.loss
+        row = {"step": step, "loss": loss, **{f"loss/{k}": float(v.detach()) for k, v in taken.terms.terms.items()}}
         due = step == config.steps or (config.validate_every and step % config.validate_every == 0)
         if valid_split is not None and valid_episodes is not None and due:
             row["valid_nelbo_cond"] = validation_nelbo(

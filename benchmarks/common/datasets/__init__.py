@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memorybench.benchmarks.datasets.base import (
+from memorybench.benchmarks.common.datasets.base import (
     DATA_ROOT_ENV,
     DATASETS,
     SPLITS,
@@ -17,7 +17,6 @@ from memorybench.benchmarks.datasets.base import (
     register_dataset,
     resolve_data_root,
 )
-from memorybench.memories.configuration import from_mapping
 
 
 def available() -> list[str]:
@@ -27,9 +26,8 @@ def available() -> list[str]:
 
 def create(name: str, data_root: str | Path | None = None, **settings: Any) -> ImageDataset:
     """Instantiate dataset ``name`` with its config keys ``settings``."""
-    cls = DATASETS.get(name)
-    config = from_mapping(cls.config_class, settings, f"datasets.{name}")
-    return cls(config, data_root)
+    dataset: ImageDataset = DATASETS.create(name, settings, data_root=data_root)
+    return dataset
 
 
 __all__ = [

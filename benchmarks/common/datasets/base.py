@@ -146,6 +146,6 @@ def holdout(split: ImageSplit, size: int, seed: int = 0) -> tuple[ImageSplit, Im
 
 
 DATASETS: Registry[type[ImageDataset]] = Registry(
-    "dataset", "memorybench.datasets", builtin_modules=("memorybench.benchmarks.datasets.builtin",)
+    "dataset", "memorybench.datasets", builtin_package="memorybench.benchmarks", base=ImageDataset
 )
 register_dataset = DATASETS.register

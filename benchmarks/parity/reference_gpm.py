@@ -1,8 +1,8 @@
 """A trainable re-creation of the public GPM code (docs/models/gpm_parity.md).
 
 Our own re-creation from the description of the public code (no code of it is reproduced). It is
-the anchor of ``python -m memorybench.benchmarks.gpm_parity``, which trains it beside the suite's ``gpm`` in
-``code_compat`` mode on the same episodes, and ``python -m memorybench.benchmarks.throughput
+the anchor of ``python -m memorybench.benchmarks.parity.gpm_parity``, which trains it beside the suite's ``gpm`` in
+``code_compat`` mode on the same episodes, and ``python -m memorybench.benchmarks.speed.throughput
 --compare-reference`` times its training step beside ours. It is not a registered model: the
 suite never evaluates it. What it re-creates:
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memorybench.benchmarks.datasets.base import (
+from memorybench.benchmarks.common.datasets.base import (
     DataFormatError,
     DataMissingError,
     ImageDataset,
@@ -129,11 +129,11 @@ def _register_optional_loaders() -> None:
     import importlib
     import pkgutil
 
-    import memorybench.benchmarks.datasets as package
+    import memorybench.benchmarks.common.datasets as package
 
     for module in pkgutil.iter_modules(package.__path__):
         if module.name not in ("base", "builtin"):
-            importlib.import_module(f"memorybench.benchmarks.datasets.{module.name}")
+            importlib.import_module(f"memorybench.benchmarks.common.datasets.{module.name}")
 
 
 _register_optional_loaders()

@@ -8,7 +8,7 @@ a large constant); KM's batch write factorises a T×T matrix (cubic in T at larg
 
 One point:
 
-    python -m memorybench.benchmarks.memory_ops --memory gpm --episode-length 64 --memory-size 32 [--code-size 100] [--batch 32]
+    python -m memorybench.benchmarks.speed.memory_ops --memory gpm --episode-length 64 --memory-size 32 [--code-size 100] [--batch 32]
 
 prints a summary line and ends with one JSON line holding ``write_read_ms`` (median of the timed
 write+read calls), ``write_ms``, ``read_ms``, ``peak_mb`` and the settings. Timing: ``--warmup``
@@ -19,7 +19,7 @@ held before; on CPU the peak of torch's allocations minus frees during the call,
 
 A grid, each point in a fresh subprocess (so one point's allocations never affect another's):
 
-    python -m memorybench.benchmarks.memory_ops --grid --memories gpm,dkm,km --lengths 16,32,64,128,256,512,1024 \\
+    python -m memorybench.benchmarks.speed.memory_ops --grid --memories gpm,dkm,km --lengths 16,32,64,128,256,512,1024 \\
         --sizes 16,32,64,128 --csv memory_ops.csv
 
 prints a Markdown table of ``write_read_ms`` (and ``peak_mb``) per T and writes every point to CSV.
@@ -39,15 +39,15 @@ from typing import Any
 import torch
 
 from memorybench import memories
-from memorybench.benchmarks.artifacts import atomic_write_csv
-from memorybench.benchmarks.runtime import memory_call, peak_memory_mb, summarize, time_calls
-from memorybench.benchmarks.throughput import add_override_argument, parse_overrides
-from memorybench.benchmarks.trainer import pick_device
+from memorybench.benchmarks.common.artifacts import atomic_write_csv
+from memorybench.benchmarks.common.overrides import add_override_argument, parse_overrides
+from memorybench.benchmarks.common.timing import PeakMemory, memory_call, peak_memory_mb, summarize, time_calls
+from memorybench.benchmarks.common.trainer import pick_device
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m memorybench.benchmarks.memory_ops", description=__doc__.splitlines()[0]
+        prog="python -m memorybench.benchmarks.speed.memory_ops", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--memory", default="gpm", help="registered memory model (default: gpm)")
     parser.add_argument("--episode-length", type=int, default=32, help="T: codes written (default 32)")
@@ -119,15 +119,15 @@ def measure(
     stats = summarize(timings["total"])
     result.update(
         status="done",
-        write_read_ms=round(stats["median_ms"], 4),
-        write_read_mean_ms=round(stats["mean_ms"], 4),
-        write_read_iqr_ms=round(stats["iqr_ms"], 4),
-        write_ms=round(summarize(timings["write"])["median_ms"], 4),
-        read_ms=round(summarize(timings["read"])["median_ms"], 4),
+        write_read_ms=round(stats["median"], 4),
+        write_read_mean_ms=round(stats["mean"], 4),
+        write_read_iqr_ms=round(stats["iqr"], 4),
+        write_ms=round(summarize(timings["write"])["median"], 4),
+        read_ms=round(summarize(timings["read"])["median"], 4),
         repeats=repeats,
         warmup=warmup,
         peak_mb=None,
-        peak_method="torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU memory events",
+        peak_method=PeakMemory(device).method,
     )
     if peak:
         value = peak_memory_mb(call, device)
@@ -145,7 +145,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         for size in sizes:
             for length in lengths:
                 command = [
-                    sys.executable, "-m", "memorybench.benchmarks.memory_ops", "--memory", name, "--episode-length", str(length),
+                    sys.executable, "-m", "memorybench.benchmarks.speed.memory_ops", "--memory", name, "--episode-length", str(length),
                     "--memory-size", str(size), "--code-size", str(args.code_size), "--batch", str(args.batch),
                     "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--device", args.device,
                     "--seed", str(args.seed), *(["--threads", str(args.threads)] if args.threads else []),

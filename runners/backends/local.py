@@ -10,6 +10,7 @@ free. With ``--gpus 0,1`` each slot owns one GPU and its processes see only that
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -19,14 +20,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from memorybench.benchmarks.artifacts import read_json
-from memorybench.memories.configuration import ConfigError, from_mapping, require
-from memorybench.runners.dispatch import PlannedRun
-from memorybench.runners.execute import record_interrupted
-from memorybench.runners.results import LOG_FILE, RESULT_FILE, STATUS_FILE, write_status
+from memorybench.memories.configuration import ConfigError, require
+from memorybench.runners.backends import register_backend
+from memorybench.runners.backends.base import Backend, Plan, finish
+from memorybench.runners.schema import LOG_FILE, RESULT_FILE, STATUS_FILE, read_json, write_status
 from memorybench.runners.worker import EXIT_BUSY
+
+if TYPE_CHECKING:
+    from memorybench.runners.dispatch import PlannedRun
 
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -68,8 +71,8 @@ def parse_workers(text: str) -> int:
     return workers
 
 
-def local_resources(section: Mapping[str, Any] | None, workers: str | None, gpus: str | None) -> LocalResources:
-    """The suite's ``resources.local`` with command-line flags on top (all validated)."""
+def local_settings(section: Mapping[str, Any] | None, workers: str | None, gpus: str | None) -> dict[str, Any]:
+    """The suite's ``resources.local`` with command-line flags on top (flags parsed, not yet validated)."""
     merged = dict(section or {})
     given = merged.get("workers")
     if isinstance(given, int) and not isinstance(given, bool) and given < 1:  # as --workers: 0 is no worker
@@ -78,7 +81,7 @@ def local_resources(section: Mapping[str, Any] | None, workers: str | None, gpus
         merged["workers"] = parse_workers(workers)
     if gpus is not None:
         merged["gpus"] = parse_gpus(gpus)
-    return from_mapping(LocalResources, merged, "resources.local")
+    return merged
 
 
 def cuda_device_count() -> int:
@@ -207,6 +210,8 @@ class LocalPool:
             )
         else:
             how = f"worker exited with status {code}"
+        from memorybench.runners.execute import record_interrupted
+
         record_interrupted(run_dir, f"{how} before writing a result", str(run_dir / LOG_FILE))
         return "interrupted"
 
@@ -271,17 +276,6 @@ def _detail(run_dir: Path) -> str:
     return str(result.get("error") or result.get("reason") or "")
 
 
-def run_local(
-    runs: Sequence[PlannedRun],
-    resources: LocalResources,
-    includes: Sequence[str] = (),
-    device_count: int | None = None,
-) -> PoolReport:
-    """The ``--runner local`` backend (``resources`` already validated by :func:`check_local`)."""
-    slots = check_local(resources, device_count)
-    return LocalPool(slots, includes=includes).run(interleave_trainings(runs))
-
-
 def interleave_trainings(runs: Sequence[PlannedRun]) -> list[PlannedRun]:
     """Order runs round-robin over their training runs (first evaluation of every model first), so
     parallel workers train different models instead of waiting on one model's training lock."""
@@ -305,13 +299,43 @@ def check_local(resources: LocalResources, device_count: int | None = None) -> l
     return gpu_slots(resources.gpus, resources.workers, count, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
+@register_backend("local")
+class LocalBackend(Backend):
+    """A pool of worker processes on this machine, one job per GPU with --gpus."""
+
+    config_class = LocalResources
+    options: ClassVar[dict[str, str]] = {"workers": "--workers", "gpus": "--gpus"}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("--runner local (default: resources.local in the suite)")
+        group.add_argument("--workers", metavar="N", help="worker processes (default: one per --gpus device, else 1)")
+        group.add_argument("--gpus", metavar="LIST", help="CUDA devices, e.g. 0,1: one job per GPU at a time")
+
+    @classmethod
+    def settings(cls, section: Mapping[str, Any] | None, args: argparse.Namespace | None) -> dict[str, Any]:
+        return local_settings(section, getattr(args, "workers", None), getattr(args, "gpus", None))
+
+    def check(self) -> None:
+        check_local(self.resources)
+
+    def describe(self, plan: Plan) -> list[str]:
+        gpus, workers = self.resources.gpus, self.resources.workers or len(self.resources.gpus) or 1
+        devices = f" on GPUs {','.join(map(str, gpus[:workers]))}, one job per GPU at a time" if gpus else ""
+        return [f"local: {plan.will_run} runs on {workers} worker process(es){devices}, interleaved over their models"]
+
+    def execute(self, plan: Plan, options: argparse.Namespace) -> int:
+        LocalPool(check_local(self.resources), includes=plan.includes).run(interleave_trainings(plan.todo))
+        return finish(plan)
+
+
 __all__ = [
+    "LocalBackend",
     "LocalPool",
     "LocalResources",
     "PoolReport",
     "check_local",
     "gpu_slots",
     "interleave_trainings",
-    "local_resources",
-    "run_local",
+    "local_settings",
 ]

@@ -4,10 +4,10 @@ One training step = forward ``model.loss(episode).total`` + backward + grad-norm
 (with weight decay) on random binary episodes ``[B, T, 1, 28, 28]``; the images per step are
 B·T. Warm-up steps run first, then N steps are timed one by one and the median is reported.
 
-    python -m memorybench.benchmarks.throughput --memory gpm --episodes 32 --episode-length 32 --steps 20 \\
+    python -m memorybench.benchmarks.speed.throughput --memory gpm --episodes 32 --episode-length 32 --steps 20 \\
         --compare-reference --profile
 
-``--compare-reference`` times :mod:`memorybench.benchmarks.reference_gpm` (a re-creation of the public GPM
+``--compare-reference`` times :mod:`memorybench.benchmarks.parity.reference_gpm` (a re-creation of the public GPM
 code's training step) in the same run, alternating steps with ours so both see the same machine
 state, and prints the speed-up. ``--profile`` prints where the time of a few extra steps goes
 (torch.profiler, operators sorted by self CPU time). The last line of the output is always one
@@ -19,42 +19,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import yaml
 
 from memorybench import memories
-from memorybench.benchmarks.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout
+from memorybench.benchmarks.common.episodes import random_pixel_episodes
+from memorybench.benchmarks.common.overrides import add_override_argument, parse_overrides
+from memorybench.benchmarks.common.timing import summarize
+from memorybench.benchmarks.common.trainer import adam, training_step
+from memorybench.benchmarks.parity.reference_gpm import ReferenceGPM, ReferenceTrainer, code_layout
 
 IMAGE_SHAPE = (1, 28, 28)
 EPISODE_POOL = 4  # distinct random episodes cycled through (no RNG cost inside the timed loop)
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` -> ``{key: yaml.safe_load(value)}`` (so 32 is an int, 1e-3 a float)."""
-    settings: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        settings[key.strip()] = yaml.safe_load(value)
-    return settings
-
-
-def add_override_argument(parser: argparse.ArgumentParser, help: str = "model config override") -> None:
-    """The speed scripts' repeatable ``--set KEY=VALUE`` (read back with :func:`parse_overrides`)."""
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{help} (repeatable)"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m memorybench.benchmarks.throughput", description=__doc__.splitlines()[0]
+        prog="python -m memorybench.benchmarks.speed.throughput", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--memory", default="gpm", help="registered memory model name (default: gpm)")
     add_override_argument(parser, "model config override, value parsed as YAML")
@@ -75,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compare-reference",
         action="store_true",
-        help="also time the public GPM code's re-creation (benchmarks/reference_gpm.py) and print the ratio",
+        help="also time the public GPM code's re-creation (benchmarks/parity/reference_gpm.py) and print the ratio",
     )
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler summary of extra steps")
     parser.add_argument("--profile-steps", type=int, default=3, help="steps profiled with --profile (default 3)")
@@ -83,30 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def random_episodes(count: int, batch: int, length: int, seed: int) -> list[torch.Tensor]:
-    """``count`` random binary episodes ``[B, T, 1, 28, 28]``."""
+def pixel_episode_pool(count: int, batch: int, length: int, seed: int) -> list[torch.Tensor]:
+    """``count`` episodes of random binary images ``[B, T, 1, 28, 28]``."""
     generator = torch.Generator().manual_seed(seed)
-    return [(torch.rand(batch, length, *IMAGE_SHAPE, generator=generator) > 0.5).float() for _ in range(count)]
+    return [random_pixel_episodes(batch, length, IMAGE_SHAPE, True, generator) for _ in range(count)]
 
 
 def model_step(
     model: memories.MemoryModel, lr: float, weight_decay: float, clip: float, compile_loss: bool = False
 ) -> Callable[[torch.Tensor], float]:
-    """A closure running one training step of ``model`` on an episode; returns the loss."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn: Callable[[torch.Tensor], torch.Tensor] = lambda episode: model.loss(episode).total  # noqa: E731
-    if compile_loss:
-        loss_fn = torch.compile(loss_fn)
-
-    def step(episode: torch.Tensor) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        total = loss_fn(episode)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        return float(total.detach())
-
-    return step
+    """A closure running one training step of ``model`` (the trainer's :func:`training_step`) on an
+    episode; returns the loss."""
+    optimizer = adam(model, lr, weight_decay)
+    objective = torch.compile(model.loss) if compile_loss else None
+    return lambda episode: training_step(model, optimizer, episode, clip, objective).loss
 
 
 def reference_step(
@@ -156,14 +130,15 @@ def profile_step(
     return f"--- profile: {name} ({count} steps) ---\n{table}"
 
 
-def summarise(seconds: list[float], images_per_step: int) -> dict[str, float]:
-    median = statistics.median(seconds)
+def step_statistics(seconds: list[float], images_per_step: int) -> dict[str, float]:
+    """Step times (s) and images/s of the median and the mean step."""
+    stats = summarize(seconds)
     return {
-        "median_step_s": median,
-        "mean_step_s": statistics.fmean(seconds),
-        "min_step_s": min(seconds),
-        "images_per_s": images_per_step / median,
-        "mean_images_per_s": images_per_step / statistics.fmean(seconds),
+        "median_step_s": stats["median"],
+        "mean_step_s": stats["mean"],
+        "min_step_s": stats["min"],
+        "images_per_s": images_per_step / stats["median"],
+        "mean_images_per_s": images_per_step / stats["mean"],
     }
 
 
@@ -177,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     settings = {"episode_length": args.episode_length, **parse_overrides(args.overrides)}
     model = memories.create(args.memory, image_shape=IMAGE_SHAPE, **settings)
     model.train()
-    episodes = random_episodes(EPISODE_POOL, args.episodes, args.episode_length, args.seed)
+    episodes = pixel_episode_pool(EPISODE_POOL, args.episodes, args.episode_length, args.seed)
     images_per_step = args.episodes * args.episode_length
 
     steps = {args.memory: model_step(model, args.lr, args.weight_decay, args.clip, args.compile)}
@@ -187,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         inputs["reference"] = [code_layout(e) for e in episodes]
 
     seconds = time_steps(steps, inputs, args.warmup, args.steps)
-    ours = summarise(seconds[args.memory], images_per_step)
+    ours = step_statistics(seconds[args.memory], images_per_step)
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
@@ -212,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         **ours,
     }
     if args.compare_reference:
-        ref = summarise(seconds["reference"], images_per_step)
+        ref = step_statistics(seconds["reference"], images_per_step)
         speedup = ours["images_per_s"] / ref["images_per_s"]
         print(
             f"reference (public GPM code re-created, without its set_detect_anomaly): median "
