@@ -76,7 +76,10 @@ def run_directories(results_dir: str | Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- atomic writes
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, fsynced, renamed."""
+    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, fsynced, renamed.
+
+    Deliberately the same few lines as ``benchmarks/common/artifacts.py``: the schema must not
+    import benchmarks (reports import the schema and may not load benchmarks or torch)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
