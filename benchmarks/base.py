@@ -70,6 +70,9 @@ class Metric:
     higher_is_better: bool = False
     stderr: float | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    # True for a number that describes the data or the samples rather than ranking models (e.g. the
+    # distances between written items): reports show it without a direction and never mark a best.
+    descriptive: bool = False
 
 
 @dataclass
@@ -96,12 +99,10 @@ class BenchmarkOutcome:
         *,
         stderr: float | None = None,
         tags: dict[str, Any] | None = None,
+        descriptive: bool = False,
     ) -> None:
-        self.metrics.append(
-            Metric(
-                name, float(value), unit, higher_is_better, None if stderr is None else float(stderr), dict(tags or {})
-            )
-        )
+        error = None if stderr is None else float(stderr)
+        self.metrics.append(Metric(name, float(value), unit, higher_is_better, error, dict(tags or {}), descriptive))
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ class Figure:
     ylabel: str = ""
     lower_is_better: bool | None = None  # said in the y label when known
     integer_x: bool = False  # integer ticks (steps, lengths)
+    trials: str = ""  # column counting the trials of a proportion y: band √(y(1−y)/trials) when no ``error``
+    facet_units: dict[str, str] = field(default_factory=dict)  # per facet value: the unit of its hue (levels)
 
 
 class Benchmark:

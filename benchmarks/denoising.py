@@ -64,6 +64,13 @@ from memorybench.memories.configuration import require
 from memorybench.memories.protocol import ACCEPT_RULES, MemoryModel
 
 STEPS_FILE = "denoising_steps.csv"
+# What a noise level is measured in (the corruptions' definitions in benchmarks/common/corruptions.py).
+LEVEL_UNITS = {
+    "salt_pepper": "fraction of pixels",
+    "block": "pixels (side of the square)",
+    "rotation": "degrees",
+    "gaussian": "σ (pixel intensity)",
+}
 ACCEPT_MEANING = {
     "always": "always: every step's output is the next query (the papers' loop)",
     "energy": "energy: first read taken, then a query moves only to an output of lower model energy",
@@ -375,8 +382,10 @@ class DenoisingBenchmark(Benchmark):
                         x="step",
                         y=y,
                         error="hamming_stderr" if lower else "",
+                        trials="" if lower else "queries",
                         facet="noise",
                         hue="level",
+                        facet_units=LEVEL_UNITS,
                         where={"T": length},
                         xlabel="iterative-reading step",
                         ylabel=label,

@@ -4,6 +4,11 @@ Run them on any model with ``memorybench validate NAME`` or, from pytest, parame
 :func:`run_checks` over ``memories.available()`` (see ``tests/test_conformance.py``). Each check
 raises :class:`ConformanceError` with a message saying what broke: explicit raises, not ``assert``
 statements, so the checks hold under ``python -O`` too.
+
+The checks call the model through :class:`Checked`, which names the method that broke the
+protocol: a method left unimplemented (``gpm.sample is not implemented (NotImplementedError) but
+supports_generation is True``) or a wrong return type (``my_model.neg_elbo returned tuple,
+expected NegELBO``). Any other exception is reported with the line of the model's code that raised it.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from memorybench import memories
-from memorybench.memories.protocol import MemoryModel
+from memorybench.memories.likelihoods import Reconstruction
+from memorybench.memories.protocol import LossTerms, MemoryModel, NegELBO
 
 B, T, N_SAMPLES = 3, 4, 2
 
@@ -34,16 +42,104 @@ def require(condition: Any, message: str) -> None:
         raise ConformanceError(message)
 
 
-def small_settings(name: str, **overrides: Any) -> dict[str, Any]:
-    """Small, fast settings for ``name``: only keys its config actually has."""
+def small_settings(name: str, settings: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Small, fast settings for ``name`` (only keys its config actually has), then the user's
+    ``settings`` (``validate --set``), then the check's ``overrides`` (e.g. its episode length)."""
     wanted = {"code_size": 8, "episode_length": T, "memory_size": 4, "network": "mlp", "hidden_size": 32, "channels": 4}
     fields = {f.name for f in dataclasses.fields(memories.MEMORIES.get(name).config_class)}
-    return {k: v for k, v in {**wanted, **overrides}.items() if k in fields}
+    small = {k: v for k, v in {**wanted, **overrides}.items() if k in fields}
+    return {**small, **(settings or {}), **{k: v for k, v in overrides.items() if k in fields}}
 
 
-def build(name: str, seed: int = 0, **overrides: Any) -> MemoryModel:
+def build(name: str, seed: int = 0, settings: Mapping[str, Any] | None = None, **overrides: Any) -> Checked:
+    """Model ``name`` with small settings, in float64, seeded, wrapped in :class:`Checked`."""
     torch.manual_seed(seed)
-    return memories.create(name, image_shape=(1, 28, 28), **small_settings(name, **overrides)).double()
+    model = memories.create(name, image_shape=(1, 28, 28), **small_settings(name, settings, **overrides)).double()
+    return Checked(model, name)
+
+
+# method -> (the type it must return, its name in messages); None: anything (a memory state)
+RETURNS: dict[str, tuple[type | None, str]] = {
+    "loss": (LossTerms, "LossTerms"),
+    "write": (None, "a memory state"),
+    "read": (Reconstruction, "Reconstruction"),
+    "neg_elbo": (NegELBO, "NegELBO"),
+    "sample": (torch.Tensor, "Tensor"),
+    "energy": (torch.Tensor, "Tensor"),
+    "iterative_read": (list, "list[Reconstruction]"),
+}
+REQUIRED = ("loss", "write", "read", "neg_elbo")  # sample too when supports_generation
+
+
+class Checked:
+    """A model seen through the protocol: calls of the methods of :data:`RETURNS` fail with a
+    :class:`ConformanceError` naming the method when it is not implemented or returns the wrong
+    type; everything else (parameters, ``train()``, ``config``, …) is the model's own."""
+
+    def __init__(self, model: MemoryModel, name: str):
+        self.model, self.name = model, name
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self.model, attribute)
+        return self._protocol_method(attribute, value) if attribute in RETURNS else value
+
+    def train(self, mode: bool = True) -> Checked:
+        self.model.train(mode)
+        return self
+
+    def eval(self) -> Checked:
+        self.model.eval()
+        return self
+
+    def _protocol_method(self, method: str, bound: Callable[..., Any]) -> Callable[..., Any]:
+        expected, expected_name = RETURNS[method]
+        where = f"{self.name}.{method}"
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                value = bound(*args, **kwargs)
+            except NotImplementedError as error:
+                raise ConformanceError(
+                    f"{where} is not implemented (NotImplementedError{_why(error)}){self._needed(method)}"
+                ) from None
+            if expected is not None and not isinstance(value, expected):
+                raise ConformanceError(f"{where} returned {type(value).__name__}, expected {expected_name}")
+            _check_fields(where, value)
+            return value
+
+        return call
+
+    def _needed(self, method: str) -> str:
+        if method == "sample":
+            return " but supports_generation is True"
+        if method in REQUIRED:
+            return ": every model implements it (MemoryModel protocol)"
+        return ""
+
+
+def _why(error: BaseException) -> str:
+    return f": {error}" if str(error) else ""
+
+
+def _check_fields(where: str, value: Any) -> None:
+    """The parts of a returned record have the types the benchmarks rely on."""
+    if isinstance(value, LossTerms):
+        require(
+            isinstance(value.total, torch.Tensor), f"{where}().total is {type(value.total).__name__}, expected Tensor"
+        )
+        odd = [k for k, v in value.terms.items() if not isinstance(v, torch.Tensor)]
+        require(not odd, f"{where}().terms[{odd[0]!r}] is not a Tensor" if odd else "")
+    elif isinstance(value, NegELBO):
+        require(isinstance(value.cond, torch.Tensor), f"{where}().cond is {type(value.cond).__name__}, expected Tensor")
+        require(value.full is None or isinstance(value.full, torch.Tensor), f"{where}().full must be a Tensor or None")
+        odd = [k for k, v in value.terms.items() if not isinstance(v, torch.Tensor)]
+        require(not odd, f"{where}().terms[{odd[0]!r}] is not a Tensor" if odd else "")
+    elif isinstance(value, Reconstruction):
+        mean = value.mean
+        require(isinstance(mean, torch.Tensor), f"{where}().mean is {type(mean).__name__}, expected a Tensor property")
+    elif isinstance(value, list):
+        odd = [type(item).__name__ for item in value if not isinstance(item, Reconstruction)]
+        require(not odd, f"{where} returned a list holding {odd[0]}, expected Reconstruction" if odd else "")
 
 
 def episode(
@@ -72,8 +168,8 @@ def _seeded(fn: Callable[[], Any], seed: int = 7) -> Any:
     return fn()
 
 
-def check_shapes(name: str) -> None:
-    model = build(name).eval()
+def check_shapes(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    model = build(name, settings=settings).eval()
     x = episode()
     with torch.no_grad():
         terms = model.loss(x)
@@ -107,16 +203,16 @@ def check_shapes(name: str) -> None:
             require(torch.allclose(mean_1, mean_2), "memory.read(sample=False) must be deterministic")
 
 
-def check_edge_sizes(name: str) -> None:
+def check_edge_sizes(name: str, settings: Mapping[str, Any] | None = None) -> None:
     for batch, length in ((1, T), (B, 1)):
-        model = build(name, episode_length=length).eval()
+        model = build(name, settings=settings, episode_length=length).eval()
         with torch.no_grad():
             values = model.neg_elbo(episode(batch, length)).cond
         require(values.shape == (batch, length) and torch.isfinite(values).all(), f"B={batch}, T={length} failed")
 
 
-def check_backward(name: str) -> None:
-    model = build(name).train()
+def check_backward(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    model = build(name, settings=settings).train()
     model.loss(episode()).total.backward()
     missing = [
         n
@@ -128,16 +224,16 @@ def check_backward(name: str) -> None:
     require(not zero, f"the gradient is exactly zero for: {', '.join(zero)}")
 
 
-def check_determinism(name: str) -> None:
-    a, b = build(name, seed=3), build(name, seed=3)
+def check_determinism(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    a, b = build(name, 3, settings), build(name, 3, settings)
     x = episode()
     loss_a = _seeded(lambda: a.loss(x).total)
     loss_b = _seeded(lambda: b.loss(x).total)
     require(torch.equal(loss_a, loss_b), "same seed must give the same model and loss")
 
 
-def check_save_load(name: str) -> None:
-    source, target = build(name, seed=1).eval(), build(name, seed=2).eval()
+def check_save_load(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    source, target = build(name, 1, settings).eval(), build(name, 2, settings).eval()
     buffer = io.BytesIO()
     torch.save(source.state_dict(), buffer)
     buffer.seek(0)
@@ -149,8 +245,8 @@ def check_save_load(name: str) -> None:
     require(torch.allclose(before, after), "a state_dict round trip must reproduce neg_elbo")
 
 
-def check_episode_independence(name: str) -> None:
-    model = build(name).eval()
+def check_episode_independence(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    model = build(name, settings=settings).eval()
     x = episode()
     changed = x.clone()
     changed[0] = 1.0 - changed[0]
@@ -161,8 +257,8 @@ def check_episode_independence(name: str) -> None:
     require(torch.allclose(original[1:], perturbed[1:], atol=1e-8), "changing episode 0 changed other episodes")
 
 
-def check_kl_sanity(name: str) -> None:
-    model = build(name).eval()
+def check_kl_sanity(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    model = build(name, settings=settings).eval()
     with torch.no_grad():
         nelbo = _seeded(lambda: model.neg_elbo(episode()))
     for key, value in nelbo.terms.items():
@@ -174,8 +270,8 @@ def check_kl_sanity(name: str) -> None:
         require((nelbo.full >= nelbo.cond - 1e-6).all(), "NELBO-full below NELBO-cond")
 
 
-def check_learns(name: str, steps: int = 30) -> None:
-    model = build(name).train()
+def check_learns(name: str, settings: Mapping[str, Any] | None = None, steps: int = 30) -> None:
+    model = build(name, settings=settings).train()
     x = episode()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
@@ -189,7 +285,7 @@ def check_learns(name: str, steps: int = 30) -> None:
     require(sum(losses[-5:]) < sum(losses[:5]), f"{steps} Adam steps on one episode batch did not lower the loss")
 
 
-CHECKS: dict[str, Callable[[str], None]] = {
+CHECKS: dict[str, Callable[..., None]] = {  # each called as check(name, settings=None)
     "shapes": check_shapes,
     "edge_sizes": check_edge_sizes,
     "backward": check_backward,
@@ -208,13 +304,30 @@ class CheckResult:
     message: str = ""
 
 
-def run_checks(name: str) -> list[CheckResult]:
-    """Every check on registered model ``name``; failures are collected, not raised."""
+def run_checks(name: str, settings: Mapping[str, Any] | None = None) -> list[CheckResult]:
+    """Every check on registered model ``name`` (with config ``settings`` over the small test
+    settings); failures are collected, not raised."""
     results = []
     for check, function in CHECKS.items():
         try:
-            function(name)
+            function(name, settings)
             results.append(CheckResult(check, True))
+        except ConformanceError as error:
+            results.append(CheckResult(check, False, str(error)))
         except Exception as error:
-            results.append(CheckResult(check, False, f"{type(error).__name__}: {error}"))
+            results.append(CheckResult(check, False, f"{type(error).__name__}: {error}{raised_at(error)}"))
     return results
+
+
+KIT_FILES = {Path(__file__).resolve(), Path(__file__).resolve().parents[1] / "benchmarks" / "conformance.py"}
+
+
+def raised_at(error: BaseException) -> str:
+    """`` (at FILE line N)``: the innermost frame outside this kit and torch, i.e. the model's own
+    line that raised ("" when there is none)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename).resolve() not in KIT_FILES and "/torch/" not in frame.filename
+    ]
+    return f" (at {frames[-1].filename} line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""

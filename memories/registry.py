@@ -7,15 +7,21 @@ the first lookup imports those modules, whose decorators register the classes. E
 plug in through the entry-point group (``memorybench.memories``, ...), read on the same first
 lookup. A plugin that fails to import is reported as broken and skipped; two plugins (or a plugin
 and a built-in) claiming one name are reported naming both, and that name refuses to resolve.
+
+:meth:`Registry.provenance` says where a registered class comes from (its distribution and
+version, or the ``--include`` file) and hashes its code, so every result can record the code that
+produced it (:func:`code_hash`).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -153,6 +159,7 @@ class Registry(Generic[T]):
         self._loaded = False
         self.plugin_errors: dict[str, str] = {}  # name -> why the plugin could not be loaded
         self.collisions: dict[str, str] = {}  # name -> the one-line error naming both claimants
+        self.distributions: dict[str, str] = {}  # plugin name -> the distribution whose entry point loaded it
         Registry.instances[entry_point_group] = self
 
     @property
@@ -218,6 +225,7 @@ class Registry(Generic[T]):
     def _load_plugin(self, name: str, entry_point: Any) -> None:
         try:
             self.register(name)(entry_point.load())
+            self.distributions[name] = _distribution(entry_point)
         except Exception as error:  # a broken plugin must not break the suite
             message = str(error) if isinstance(error, RegistryError) else f"{type(error).__name__}: {error}"
             self.plugin_errors[name] = f"{_origin(entry_point)}: {message}"
@@ -266,6 +274,11 @@ class Registry(Generic[T]):
         """First line of the target's docstring: the one-line description ``list`` prints."""
         return _summary(self.get(name))
 
+    def provenance(self, name: str) -> dict[str, Any]:
+        """Where ``name``'s class comes from and a hash of its code (see :func:`code_provenance`)."""
+        target: Any = self.get(name)
+        return {"name": name, **code_provenance(target, self.distributions.get(name))}
+
     def registered(self) -> list[Listing]:
         """What is registered so far (``--include`` code, imported modules), loading nothing."""
         return [Listing(name, _summary(target), _qualname(target)) for name, target in sorted(self._entries.items())]
@@ -299,18 +312,69 @@ def _qualname(target: object) -> str:
     return f"{module}.{getattr(target, '__qualname__', repr(target))}"
 
 
+# ---------------------------------------------------------------------------- provenance
+USER_MODULE_PREFIX = "memorybench_user_"  # the module name of an --include file is this + its stem
+
+
+def code_modules(target: type) -> list[str]:
+    """The modules whose source defines ``target``: every module holding a class of its MRO, within
+    memorybench or ``target``'s own top-level package (so torch's ``nn.Module`` is left out, and a
+    plugin subclassing a built-in model depends on that model's file too)."""
+    own = target.__module__.split(".")[0]
+    modules = [cls.__module__ for cls in target.__mro__ if cls.__module__.split(".")[0] in (own, "memorybench")]
+    return list(dict.fromkeys(modules))
+
+
+def code_hash(target: type) -> str | None:
+    """sha256 (first 16 hex digits) of the source files of :func:`code_modules`, in MRO order; None
+    when one of them has no source file (a class made at run time)."""
+    digest = hashlib.sha256()
+    for module in code_modules(target):
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if not path or not Path(path).is_file():
+            return None
+        digest.update(module.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def code_provenance(target: type, distribution: str | None = None) -> dict[str, Any]:
+    """``{"class", "package", "version", "file", "code_hash", "code_modules"}`` of a registered class.
+
+    ``package``/``version``: the distribution that provides it (``distribution`` when an entry point
+    named it, else the one installing its top-level module; built-ins: memorybench). A class from an
+    ``--include`` file has no package: ``file`` is that file's path instead."""
+    module = target.__module__
+    top = module.split(".")[0]
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if distribution is None and not top.startswith(USER_MODULE_PREFIX):
+        names = importlib.metadata.packages_distributions().get(top) or []
+        distribution = names[0] if names else None
+    version = None
+    if distribution is not None:
+        try:
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+    return {
+        "class": f"{module}.{target.__qualname__}",
+        "package": distribution,
+        "version": version,
+        "file": None if distribution else (str(Path(path).resolve()) if path else None),
+        "code_hash": code_hash(target),
+        "code_modules": code_modules(target),
+    }
+
+
 def import_user_module(path_or_module: str) -> None:
     """Import unpublished plugin code the user names explicitly (``--include``).
 
     Accepts a dotted module name or a path to a ``.py`` file; nothing else is ever imported.
     """
-    import sys
-
     path = Path(path_or_module)
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"--include: no such Python file {str(path)!r}")
-        module_name = f"memorybench_user_{path.stem}"
+        module_name = f"{USER_MODULE_PREFIX}{path.stem}"
         loaded = sys.modules.get(module_name)
         if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
             return  # imported already (like a second ``import``): its classes are registered

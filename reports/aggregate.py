@@ -28,7 +28,10 @@ from scipy import stats
 from memorybench.reports.load import TAG_PREFIX, Results
 
 CONFIDENCE = 0.95
-GROUP = ["suite", "model", "memory_class", "dataset", "benchmark", "metric", "tags", "unit", "higher_is_better"]
+GROUP = [
+    *("suite", "model", "memory_class", "dataset", "benchmark", "metric", "tags", "unit"),
+    *("higher_is_better", "descriptive"),
+]
 EPISODE_FILE_SUFFIX = "_episodes.csv"  # any such file with an ``episode`` column pairs by episode
 # file -> (columns identifying one paired unit, {value column: (unit, higher_is_better)})
 PAIRED_FILES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, bool]]]] = {

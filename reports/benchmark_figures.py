@@ -23,6 +23,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from memorybench.reports.figures import Figure, palette, read_run_csv, save, slug
@@ -63,7 +64,6 @@ def line_charts(results: Results, out: Path) -> list[Figure]:
             fig = _draw_line_chart(part, spec, colours)
             title = spec.get("title") or name.replace("_", " ")
             fig.suptitle(f"{suite} · {dataset}: {title}", fontsize=10)
-            fig.tight_layout()
             caption = _caption(spec, part)
             made.append(
                 save(fig, out, slug(benchmark, name, suite, dataset), f"{title} — {dataset}", caption, benchmark)
@@ -72,34 +72,78 @@ def line_charts(results: Results, out: Path) -> list[Figure]:
 
 
 def _draw_line_chart(data: pd.DataFrame, spec: dict[str, Any], colours: dict) -> plt.Figure:
+    """One panel per facet value, the memories overlaid (one colour each, listed once in a legend
+    beside the panels); values of ``hue`` as line styles, listed (with their unit) in each panel."""
     x, y, facet, hue = (spec.get(key) or "" for key in ("x", "y", "facet", "hue"))
-    error = str(spec.get("error") or "")
-    error = error if error in data else ""
+    data = _with_error(data, spec)
     panels = list(dict.fromkeys(data[facet])) if facet in data else [None]
     columns = min(len(panels), PANEL_COLUMNS)
     rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1.2, 3.0 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns + 1.8, 3.0 * rows + 0.6), squeeze=False, layout="constrained"
+    )
+    several = data["model"].nunique() > 1
+    proportion = bool(spec.get("trials")) and not spec.get("error")  # y is a fraction of trials
+    units = spec.get("facet_units") or {}
     for ax, panel in zip(axes.flat, panels):
         here = data if panel is None else data[data[facet] == panel]
+        styles: dict[Any, str] = {}
         for (model, value), rows_here in _lines(here, hue):
-            line = _pooled(rows_here, x, y, error)
-            label = model if value is None else f"{model}, {hue}={value}"
-            colour = colours[model] if value is None or here["model"].nunique() > 1 else None
+            line = _pooled(rows_here, x, y, "_se" if "_se" in rows_here else "")
+            colour = colours[model] if value is None or several else None
             style = _dashes(here, hue, value) if colour is not None else "-"
+            label = model if value is None or several else f"{hue} {_value_text(value)}"
             (drawn,) = ax.plot(line.index, line["mean"], style, marker="o", markersize=3, color=colour, label=label)
+            if value is not None and several:
+                styles[value] = style
             if "se" in line and line["se"].notna().any():
                 band = Z_95 * line["se"]
+                low, high = line["mean"] - band, line["mean"] + band
+                if proportion:  # a fraction's interval stays within [0, 1]
+                    low, high = low.clip(0, 1), high.clip(0, 1)
                 if len(line) == 1:  # a band around one point has no width: an error bar instead
-                    ax.errorbar(line.index, line["mean"], yerr=band, color=drawn.get_color(), capsize=3)
+                    yerr = [line["mean"] - low, high - line["mean"]]
+                    ax.errorbar(line.index, line["mean"], yerr=yerr, color=drawn.get_color(), capsize=3)
                 else:
-                    ax.fill_between(
-                        line.index, line["mean"] - band, line["mean"] + band, color=drawn.get_color(), alpha=0.15
-                    )
-        _axes_labels(ax, spec, "" if panel is None else f"{facet} = {panel}", sorted(here[x].unique()))
+                    ax.fill_between(line.index, low, high, color=drawn.get_color(), alpha=0.15)
+        unit = units.get(str(panel), "") if panel is not None else ""
+        title = "" if panel is None else (f"{panel} (levels: {unit})" if unit else f"{facet} = {panel}")
+        _axes_labels(ax, spec, title, sorted(here[x].unique()))
+        if proportion:
+            ax.set_ylim(-0.03, 1.03)
+        if styles:  # the memories are in the figure's legend; the line styles say the hue value
+            handles = [
+                Line2D([], [], color="grey", ls=style, label=f"{hue} {_value_text(value)}")
+                for value, style in styles.items()
+            ]
+            ax.legend(handles=handles, fontsize=6, loc="best", handlelength=3)
+        elif not several:
+            ax.legend(fontsize=6, loc="best", handlelength=3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    axes.flat[min(len(panels), columns) - 1].legend(fontsize=6, loc="best", handlelength=3)
+    if several:
+        handles = [
+            Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in sorted(set(data["model"]))
+        ]
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7, title="memory", title_fontsize=7)
     return fig
+
+
+def _value_text(value: Any) -> str:
+    """A hue value as people write it: 6.0 → 6, 0.10 → 0.1."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _with_error(data: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """``_se``: the standard error of y per row, from the declared ``error`` column, else from the
+    ``trials`` behind a proportion (√(y(1−y)/n)); absent when the figure declares neither."""
+    error, trials, y = str(spec.get("error") or ""), str(spec.get("trials") or ""), str(spec.get("y") or "")
+    if error in data:
+        return data.assign(_se=pd.to_numeric(data[error], errors="coerce"))
+    if trials in data:
+        p, n = data[y].clip(0, 1), pd.to_numeric(data[trials], errors="coerce")
+        return data.assign(_se=np.sqrt(p * (1 - p) / n.where(n > 0)))
+    return data
 
 
 def _prepared(data: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
@@ -183,6 +227,8 @@ def _caption(spec: dict[str, Any], data: pd.DataFrame) -> str:
     parts = [f"{spec['y']} against {spec['x']} from each run's {spec['file']}; lines: mean over {seeds} seed(s)"]
     if spec.get("error"):
         parts.append(f"band: 95 % interval from the standard errors in {spec['error']}")
+    elif spec.get("trials"):
+        parts.append(f"band: 95 % binomial interval √(p(1−p)/n), n = {spec['trials']}")
     if spec.get("facet"):
         parts.append(f"one panel per {spec['facet']}")
     return "; ".join(parts) + "."

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,15 +88,19 @@ def episode_lengths(results: Results) -> dict[tuple[str, str, str], int]:
 
 
 def build_report(
-    results_dir: str | Path, out: str | Path | None = None, formats: Iterable[str] = FORMATS
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    formats: Iterable[str] = FORMATS,
+    only: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportOutcome:
     """Write the report of ``results_dir`` into ``out`` (default ``results_dir/report``).
 
     Tables and figures are drawn into a staging folder, then moved into ``out/tables`` and
     ``out/figures``; files of an earlier report that this one did not rewrite are removed only
-    when that report's manifest lists them, so files a user keeps there are never touched."""
+    when that report's manifest lists them, so files a user keeps there are never touched.
+    ``only`` restricts the report to some runs (see :func:`memorybench.reports.load.load_results`)."""
     formats = parse_formats(formats)
-    results = load_results(results_dir)
+    results = load_results(results_dir, only)
     out = Path(out) if out is not None else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-staging-", dir=out))
@@ -276,12 +280,16 @@ def _header(results: Results) -> dict[str, str]:
 
 
 def _problems(results: Results) -> pd.DataFrame:
-    """Current runs that are not done, or were converted from an older schema."""
+    """Current runs that are not done, were converted from an older schema or came from older code."""
     runs = results.current_runs
-    bad = runs[(runs["status"] != "done") | (runs["converted"].astype(str) != "")].copy()
+    bad = runs[(runs["status"] != "done") | (runs["converted"].astype(str) != "") | runs["stale"]].copy()
+    code = [
+        "produced by older code (code " + str(c) + "; run --rerun-stale)" if s else ""
+        for c, s in zip(bad["code"], bad["stale"])
+    ]
     bad["reason"] = [
-        "; ".join(p for p in (str(r), str(c)) if p)
-        for r, c in zip(bad["reason"].fillna(""), bad["converted"].fillna(""))
+        "; ".join(p for p in (str(r), str(c), k) if p)
+        for r, c, k in zip(bad["reason"].fillna(""), bad["converted"].fillna(""), code)
     ]
     return bad[["suite", "model", "dataset", "benchmark", "seed", "status", "reason", "run_id"]].reset_index(drop=True)
 

@@ -8,6 +8,7 @@ directories (``train_curve.csv``, the CSVs of declared figures); only current ru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from scipy import stats
 
 from memorybench.reports.load import Results
 from memorybench.reports.paper_tables import metric_label
 from memorybench.runners.schema import CURVE_FILE
 
 DPI = 130
+Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
 MAX_CURVE_POINTS = 400  # long training curves are averaged into this many bins per run
 
 
@@ -171,7 +174,10 @@ def _spans_decades(values: pd.Series) -> bool:
 
 # ---------------------------------------------------------------------------- ELBO
 def elbo_points(results: Results, out: Path) -> list[Figure]:
-    """NELBO-cond and NELBO-full per model and dataset: mean ± 95 % CI over seeds, dots = seeds."""
+    """NELBO-cond and NELBO-full per model and dataset: the mean with an error bar, dots = seeds.
+
+    The error bar is a 95 % interval: Student's t over seeds when a model has two or more, else
+    ±1.96 × the run's own standard error over its test episodes (never a bare point)."""
     metrics = results.current_metrics
     chosen = metrics["metric"].isin(["nelbo_cond", "nelbo_full"]) & (metrics["tags"] == "")
     data = metrics[(metrics["benchmark"] == "elbo") & chosen]
@@ -183,54 +189,81 @@ def elbo_points(results: Results, out: Path) -> list[Figure]:
     for (suite, dataset, unit), part in data.groupby(["suite", "dataset", "unit"]):
         part = part.assign(metric=part["metric"].map(metric_label))
         order = [m for m in ("NELBO-cond", "NELBO-full") if m in set(part["metric"])]
-        fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(order) * part["model"].nunique(), 3.8))
-        dodge = 0.4 if part["model"].nunique() > 1 else False  # seaborn divides by (models - 1)
-        sns.stripplot(
-            part,
-            x="metric",
-            y="value",
-            hue="model",
-            hue_order=sorted(part["model"].unique()),
-            order=order,
-            palette=colours,
-            dodge=bool(dodge),
-            alpha=0.45,
-            legend=False,
-            ax=ax,
-        )
-        sns.pointplot(
-            part,
-            x="metric",
-            y="value",
-            hue="model",
-            hue_order=sorted(part["model"].unique()),
-            order=order,
-            palette=colours,
-            dodge=dodge,
-            errorbar=("ci", 95),
-            linestyle="none",
-            markers="D",
-            capsize=0.08,
-            ax=ax,
-        )
+        models = sorted(part["model"].unique())
+        fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(order) * len(models), 3.8))
+        width = 0.8 / len(models)
+        bases = []
+        for i, model in enumerate(models):
+            for j, metric in enumerate(order):
+                here = part[(part["model"] == model) & (part["metric"] == metric)]
+                if here.empty:
+                    continue
+                x = j - 0.4 + width * (i + 0.5)
+                mean, half, basis = _interval(here)
+                bases.append(basis)
+                ax.scatter(np.full(len(here), x), here["value"], color=colours[model], alpha=0.45, s=14)
+                ax.errorbar(
+                    x,
+                    mean,
+                    yerr=None if math.isnan(half) else half,
+                    fmt="D",
+                    color=colours[model],
+                    capsize=4,
+                    label=model if j == 0 else None,
+                )
+        ax.set_xticks(range(len(order)), order)
+        ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set(xlabel="", ylabel=f"negative ELBO [{unit}] (lower is better)", title=f"{suite} · {dataset}")
         ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, loc="best")
         stem = slug("elbo", suite, dataset)
-        caption = "Diamonds: mean over seeds with 95 % CI; dots: individual seeds. NELBO-full only for models with a memory prior."
+        caption = (
+            "Diamonds: mean with a 95 % interval ("
+            + "; ".join(sorted(set(bases)))
+            + "); dots: individual seeds. NELBO-full only for models with a memory prior."
+        )
         figures.append(save(fig, out, stem, f"Negative ELBO — {suite}, {dataset}", caption, "ELBO"))
     return figures
 
 
+def _interval(rows: pd.DataFrame) -> tuple[float, float, str]:
+    """(mean, half-width of the 95 % interval, what it is based on) of one model's seeds."""
+    values = rows["value"].to_numpy(dtype=float)
+    mean = float(values.mean())
+    if len(values) >= 2:
+        half = float(stats.t.ppf(0.975, len(values) - 1)) * float(values.std(ddof=1)) / math.sqrt(len(values))
+        return mean, half, "t over seeds"
+    stderr = float(rows["stderr"].iloc[0]) if rows["stderr"].notna().any() else math.nan
+    return mean, Z_95 * stderr, "one seed: ±1.96 × its per-episode standard error"
+
+
 def paired_forest(paired: pd.DataFrame, out: Path) -> list[Figure]:
-    """Paired differences A − B with 95 % CIs (a forest plot), one panel per metric and unit."""
+    """Paired differences A − B with 95 % CIs (a forest plot), one panel per (suite, benchmark,
+    metric, unit), each titled with its suite.
+
+    A panel whose every difference is smaller than its own standard error (|mean| < half-width / t)
+    shows nothing but noise: it is left out and named in the caption (the numbers stay in
+    ``paired_differences.csv``). Differences without an interval are always shown."""
     if paired.empty:
         return []
-    groups = list(paired.groupby(["benchmark", "metric", "unit"], sort=True))
-    heights = [0.6 + 0.38 * len(part) for _, part in groups]
+    groups, noise = [], []
+    for key, part in paired.groupby(["suite", "benchmark", "metric", "unit"], sort=True):
+        if _only_noise(part):
+            noise.append(f"{key[0]}/{key[1]}: {metric_label(key[2])}")
+        else:
+            groups.append((key, part))
+    if not groups:
+        return []
+    heights = [0.9 + 0.38 * len(part) for _, part in groups]
     fig, axes = plt.subplots(
-        len(groups), 1, figsize=(7.5, sum(heights) + 0.6), squeeze=False, gridspec_kw={"height_ratios": heights}
+        len(groups),
+        1,
+        figsize=(7.5, sum(heights) + 0.8),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+        layout="constrained",
     )
-    for ax, ((benchmark, metric, unit), part) in zip(axes[:, 0], groups):
+    for ax, ((suite, benchmark, metric, unit), part) in zip(axes[:, 0], groups):
         part = part.reset_index(drop=True)
         y = np.arange(len(part))[::-1]
         low = (part["mean_diff"] - part["ci95_low"]).fillna(0).clip(lower=0)
@@ -241,13 +274,26 @@ def paired_forest(paired: pd.DataFrame, out: Path) -> list[Figure]:
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_ylim(-0.7, len(part) - 0.3)
         direction = "higher" if part["higher_is_better"].iloc[0] else "lower"
-        ax.set_title(f"{benchmark}: {metric_label(metric)} [{unit}] ({direction} is better)", fontsize=9)
+        ax.set_title(
+            f"suite {suite} · {benchmark}: {metric_label(metric)} [{unit}] ({direction} is better)", fontsize=9
+        )
+        ax.set_xlabel(f"A − B [{unit}]", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("paired differences A − B on shared episodes/queries (95 % CI)", fontsize=10)
-    fig.tight_layout()
     save(fig, out, "paired_differences")
     caption = "Model A − model B on identical test episodes or queries; CI over seeds when ≥ 2 seeds, else over the paired units."
+    if noise:
+        caption += " Left out, every difference below its standard error: " + "; ".join(noise) + "."
     return [Figure("paired_differences", "Paired differences", caption, "Paired comparisons")]
+
+
+def _only_noise(part: pd.DataFrame) -> bool:
+    """Every difference of the panel is smaller than its standard error (and each has one); the
+    standard error is the CI's half-width over Student's t of the CI's basis (seeds, else pairs)."""
+    half = (part["ci95_high"] - part["ci95_low"]) / 2
+    n = np.where(part["n_seeds"] >= 2, part["n_seeds"], part["n_pairs"]).astype(float)
+    t = stats.t.ppf(0.975, np.maximum(n - 1, 1))
+    return bool(half.notna().all()) and bool((part["mean_diff"].abs() < half / t).all())
 
 
 FigureFunction = Callable[[Results, Path], list[Figure]]

@@ -1,8 +1,13 @@
 """The report documents: one self-contained HTML file and a Markdown twin.
 
 The HTML embeds every figure as a base64 PNG (the file can be mailed or archived alone) and
-links the PDF versions relatively (``figures/*.pdf``); it has inline CSS and no scripts, so it
-renders the same offline in any browser. The Markdown report links ``figures/*.png``.
+links the PDF versions relatively (``figures/*.pdf``); its CSS and its one small script are
+inline (no network, no library), so it renders the same offline in any browser. The script makes
+every table sortable (click a header: numbers sort as numbers — a cell's leading number, so
+``108.47 ± 0.26`` sorts by 108.47 —, ``—``/``n/a``/empty cells last; click again to reverse)
+and filterable (a box above each table keeps the rows containing every word typed). Without
+JavaScript the tables are plain tables. A figure index lists every figure with a link to it.
+The Markdown report links ``figures/*.png``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,65 @@ figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#444;max-width:60em}
 .status-failed{color:#b00020}.status-pending,.status-running{color:#a66f00}.status-not_applicable{color:#666}
 nav a{margin-right:1em}code{background:#f5f5f5;padding:0 3px}
+th.sortable{cursor:pointer;user-select:none}th.sortable:after{content:" \\2195";color:#bbb;font-size:.8em}
+th[aria-sort=ascending]:after{content:" \\25B2";color:#444}th[aria-sort=descending]:after{content:" \\25BC";color:#444}
+input.table-filter{margin:.8em 0 0;padding:2px 6px;font-size:.85em;width:18em}
+ol.figure-index{columns:2;font-size:.85em}
+"""
+
+# Sorting and filtering of every table (inline, no library, no network).
+SCRIPT = """
+(function () {
+  function key(cell) {
+    var text = (cell.textContent || "").trim();
+    var match = text.replace(/[−–]/g, "-").replace(/,/g, "").match(/^[-+]?(\\d+\\.?\\d*|\\.\\d+)(e[-+]?\\d+)?/i);
+    return {empty: text === "" || text === "—" || text === "n/a", number: match ? parseFloat(match[0]) : null, text: text};
+  }
+  function compare(a, b, descending) {
+    if (a.empty !== b.empty) { return a.empty ? 1 : -1; }  // empty cells last in either direction
+    var order = a.number !== null && b.number !== null ? a.number - b.number
+      : a.text.localeCompare(b.text, undefined, {numeric: true});
+    return descending ? -order : order;
+  }
+  function sortable(table) {
+    var head = table.tHead, body = table.tBodies[0];
+    if (!head || !body || !head.rows.length) { return; }
+    var headers = head.rows[head.rows.length - 1].cells;
+    Array.prototype.forEach.call(headers, function (th, column) {
+      th.classList.add("sortable");
+      th.title = "sort by this column";
+      th.addEventListener("click", function () {
+        var descending = th.getAttribute("aria-sort") === "ascending";
+        Array.prototype.forEach.call(headers, function (other) { other.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+        var rows = Array.prototype.slice.call(body.rows).filter(function (row) { return row.cells.length > column; });
+        rows.sort(function (a, b) { return compare(key(a.cells[column]), key(b.cells[column]), descending); });
+        rows.forEach(function (row) { body.appendChild(row); });
+      });
+    });
+  }
+  function filterable(table) {
+    var body = table.tBodies[0];
+    if (!body) { return; }
+    var box = document.createElement("input");
+    box.type = "search";
+    box.className = "table-filter";
+    box.placeholder = "filter rows (" + body.rows.length + ")";
+    box.setAttribute("aria-label", "filter the rows of the next table");
+    box.addEventListener("input", function () {
+      var words = box.value.toLowerCase().split(/\\s+/).filter(Boolean);
+      Array.prototype.forEach.call(body.rows, function (row) {
+        var text = row.textContent.toLowerCase();
+        row.hidden = !words.every(function (word) { return text.indexOf(word) >= 0; });
+      });
+    });
+    table.parentNode.insertBefore(box, table);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.results, table.runs"), function (table) {
+    sortable(table);
+    filterable(table);
+  });
+})();
 """
 
 
@@ -59,6 +123,7 @@ SECTIONS = [
     ("paper", "Paper-style tables"),
     ("benchmarks", "Results per benchmark"),
     ("figures", "Figures"),
+    ("figure-index", "Figure index"),
     ("problems", "Missing, failed and converted runs"),
     ("reported", "Reported values (reference)"),
 ]
@@ -87,6 +152,8 @@ def render_html(report: ReportContent, figures_dir: Path) -> str:
     parts.append('<h2 id="figures">Figures</h2>')
     if not report.figures:
         parts.append("<p>No figures (no results with plottable files).</p>")
+    else:
+        parts.append(_figure_index(report.figures))
     for section in dict.fromkeys(f.section for f in report.figures):
         parts.append(f"<h3>{esc(section)}</h3>")
         for figure in (f for f in report.figures if f.section == section):
@@ -108,8 +175,21 @@ def render_html(report: ReportContent, figures_dir: Path) -> str:
         parts.append(
             "<h2>Files</h2><ul>" + "".join(f'<li><a href="{esc(f)}">{esc(f)}</a></li>' for f in report.files) + "</ul>"
         )
+    parts.append(f"<script>{SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _figure_index(figures: list[Figure]) -> str:
+    """A numbered list of every figure (by section), each a link to it."""
+    esc = html.escape
+    items = [
+        f'<li><a href="#fig-{esc(figure.stem)}">{esc(figure.title or figure.stem)}</a> <small>({esc(figure.section)})</small></li>'
+        for section in dict.fromkeys(f.section for f in figures)
+        for figure in figures
+        if figure.section == section
+    ]
+    return '<h3 id="figure-index">Figure index</h3><ol class="figure-index">' + "".join(items) + "</ol>"
 
 
 def _problems_html(report: ReportContent) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from memorybench.runners.schema import RESULT_FILE, SPEC_FILE, measurements, read_json, run_state
+from memorybench.runners.schema import RESULT_FILE, SPEC_FILE, code_hashes, measurements, read_json, run_state
 
 IDENTITY = ["suite", "model", "dataset", "benchmark"]
+SELECTABLE = {"suite": "suite", "memory": "model", "dataset": "dataset", "benchmark": "benchmark", "seed": "seed"}
 LONG_COLUMNS = [
     "suite",
     "model",
@@ -45,11 +47,14 @@ LONG_COLUMNS = [
     "stderr",
     "unit",
     "higher_is_better",
+    "descriptive",
     "tags",
     "run_id",
     "variant",
     "current",
     "git_commit",
+    "code",
+    "stale",
     "device",
     "schema_version",
     "converted",
@@ -67,6 +72,8 @@ RUN_COLUMNS = [
     "variant",
     "current",
     "git_commit",
+    "code",
+    "stale",
     "device",
     "finished",
     "wall_time_s",
@@ -111,15 +118,17 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted({p.parent for name in (SPEC_FILE, RESULT_FILE) for p in root.rglob(name)})
 
 
-def load_results(root: str | Path) -> Results:
-    """Read every run directory below ``root`` (a results root or one suite's directory)."""
+def load_results(root: str | Path, only: Mapping[str, Sequence[str]] | None = None) -> Results:
+    """Read every run directory below ``root`` (a results root or one suite's directory); with
+    ``only`` (``{"memory": ["gpm", "vae"], "seed": ["0"]}``, keys of :data:`SELECTABLE`) only the
+    runs it selects. A selected value the tree lacks raises :class:`ResultsError` naming the choices."""
     root = Path(root)
     if not root.is_dir():
         raise ResultsError(f"results directory {root} does not exist")
     run_dirs = find_run_dirs(root)
     if not run_dirs:
         raise ResultsError(f"no run directories (spec.json/result.json) found under {root}")
-    read = [_read_run(run_dir) for run_dir in run_dirs]
+    read = _selected([_read_run(run_dir) for run_dir in run_dirs], only or {}, root)
     # the same configuration run in two suites has the same run_id: those are named by their path
     counts = pd.Series([row["run_id"] for row, _ in read]).value_counts()
     rows, metric_rows, payloads = [], [], {}
@@ -133,6 +142,7 @@ def load_results(root: str | Path) -> Results:
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "_variant_time"])
     runs["seed"] = pd.to_numeric(runs["seed"], errors="coerce").astype("Int64")
     runs["current"] = _current(runs)
+    runs["stale"] = stale_code(runs)
     runs = runs.drop(columns="_variant_time").sort_values(["suite", "benchmark", "dataset", "model", "seed"])
     tag_columns = sorted({key for row in metric_rows for key in row if key.startswith(TAG_PREFIX)})
     metrics = pd.DataFrame(metric_rows, columns=[*LONG_COLUMNS, *tag_columns])
@@ -140,10 +150,27 @@ def load_results(root: str | Path) -> Results:
         metrics = metrics.astype({"current": bool, "value": float, "stderr": float})
     else:
         metrics["current"] = metrics["run_id"].map(runs.set_index("run_id")["current"]).astype(bool)
+        metrics["stale"] = metrics["run_id"].map(runs.set_index("run_id")["stale"]).astype(bool)
         metrics["seed"] = pd.to_numeric(metrics["seed"], errors="coerce").astype("Int64")
         metrics["value"] = pd.to_numeric(metrics["value"], errors="coerce")
         metrics["stderr"] = pd.to_numeric(metrics["stderr"], errors="coerce")
     return Results(root=root, runs=runs.reset_index(drop=True), metrics=metrics, payloads=payloads)
+
+
+def _selected(read: list[tuple[dict[str, Any], Any]], only: Mapping[str, Sequence[str]], root: Path) -> list:
+    """The runs whose labels ``only`` selects (values of a key are alternatives; keys combine)."""
+    for key, values in only.items():
+        column = SELECTABLE.get(key)
+        if column is None:
+            raise ResultsError(f"--only {key}=…: unknown key {key!r}; choose from {', '.join(SELECTABLE)}")
+        choices = sorted({str(row[column]) for row, _ in read}, key=lambda text: (not text.isdigit(), text.zfill(20)))
+        unknown = [str(value) for value in values if str(value) not in choices]
+        if unknown:
+            raise ResultsError(
+                f"--only {key}={unknown[0]}: {root} has no {key} {unknown[0]!r}; choose from {', '.join(choices)}"
+            )
+        read = [(row, payload) for row, payload in read if str(row[column]) in {str(v) for v in values}]
+    return read
 
 
 def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -170,6 +197,8 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "run_id": source.get("run_id") or run_dir.name,
         "variant": variant_of(source),
         "git_commit": source.get("git_commit"),
+        "code": code_text(payload or {}),
+        "stale": False,
         "device": environment.get("device_name") or environment.get("device"),
         "finished": source.get("finished") or status.get("finished") or status.get("updated"),
         "wall_time_s": source.get("wall_time_s"),
@@ -191,6 +220,25 @@ def variant_of(source: dict[str, Any]) -> str:
     identity = {k: v for k, v in identity.items() if k != "seed"}
     blob = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def code_text(result: dict[str, Any]) -> str:
+    """``<memory code hash>/<benchmark code hash>`` (8 digits each, ``?`` when not recorded)."""
+    return "/".join((value or "?")[:8] for value in code_hashes(result).values())
+
+
+def stale_code(runs: pd.DataFrame) -> pd.Series:
+    """True for finished runs (done or not applicable) whose model (benchmark) code differs from the
+    code of the most recently finished run of the same model class (benchmark) that recorded one:
+    produced by other code than the newest results (``memorybench run --rerun-stale`` re-runs them)."""
+    stale = pd.Series(False, index=runs.index)
+    done = runs[runs["status"].isin(["done", "not_applicable"])].sort_values("finished", na_position="first")
+    for position, key in ((0, "memory_class"), (1, "benchmark")):
+        codes = done["code"].fillna("?/?").str.split("/").str[position]
+        newest = codes[codes != "?"].groupby(done[key]).last()
+        reference = done[key].map(newest)
+        stale.loc[done.index] |= reference.notna() & (codes != reference)
+    return stale
 
 
 def _current(runs: pd.DataFrame) -> pd.Series:
@@ -217,7 +265,8 @@ def _current(runs: pd.DataFrame) -> pd.Series:
 
 def _metric_rows(row: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:
     identity = {key: row[key] for key in ("suite", "model", "memory_class", "dataset", "benchmark", "seed")}
-    provenance = {key: row[key] for key in ("run_id", "variant", "git_commit", "device", "schema_version", "converted")}
+    keys = ("run_id", "variant", "git_commit", "code", "stale", "device", "schema_version", "converted")
+    provenance = {key: row[key] for key in keys}
     rows = []
     for item in measurements(payload):
         rows.append(
@@ -228,6 +277,7 @@ def _metric_rows(row: dict[str, Any], payload: dict[str, Any]) -> list[dict[str,
                 "stderr": _number(item["stderr"]),
                 "unit": item["unit"],
                 "higher_is_better": item["higher_is_better"],
+                "descriptive": item["descriptive"],
                 "tags": tag_text(item["tags"]),
                 **{TAG_PREFIX + str(key): value for key, value in item["tags"].items()},
                 **provenance,

@@ -76,7 +76,11 @@ def benchmark_tables(runs: pd.DataFrame, aggregated: pd.DataFrame) -> list[Table
     for (suite, benchmark), group_runs in runs.groupby(["suite", "benchmark"], sort=True):
         agg = aggregated[(aggregated["suite"] == suite) & (aggregated["benchmark"] == benchmark)]
         headline = agg[agg["tags"] == ""]
-        keys = headline[["metric", "unit", "higher_is_better"]].drop_duplicates().sort_values(["metric", "unit"])
+        keys = (
+            headline[["metric", "unit", "higher_is_better", "descriptive"]]
+            .drop_duplicates(["metric", "unit"])
+            .sort_values(["metric", "unit"])
+        )
         table = Table(
             name=f"{suite}_{benchmark}",
             title=f"{suite}: {benchmark} benchmark",
@@ -88,7 +92,8 @@ def benchmark_tables(runs: pd.DataFrame, aggregated: pd.DataFrame) -> list[Table
             header = metric_label(item.metric)
             if units_per_metric[item.metric] > 1:
                 header = f"{header} ({item.unit})"
-            table.columns.append(Column(f"{item.metric}|{item.unit}", header, item.unit, bool(item.higher_is_better)))
+            direction = None if item.descriptive else bool(item.higher_is_better)  # descriptive: never ranked
+            table.columns.append(Column(f"{item.metric}|{item.unit}", header, item.unit, direction))
         for (dataset, model), runs_here in group_runs.groupby(["dataset", "model"], sort=True):
             row = (dataset, model)
             table.rows.append(row)

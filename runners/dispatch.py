@@ -3,13 +3,15 @@
 For each planned run: ``skip`` (a result exists), ``resume`` (its training run has a checkpoint), ``start``
 (nothing yet) or ``retry`` (failed before, or its result is damaged, and ``--retry-failed`` was
 given; otherwise such a run is skipped and reported). A run whose process died without a result
-is resumed or started like any unfinished run.
+is resumed or started like any unfinished run. With ``--rerun-stale`` (:func:`mark_stale`), a
+finished run whose result records other model or benchmark code than the installed one (or no
+code hash at all) is ``rerun``: its result is moved aside and the run starts again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from memorybench.benchmarks.base import BENCHMARKS
@@ -17,7 +19,10 @@ from memorybench.runners.execute import prepare_run_dir
 from memorybench.runners.schema import (
     RESULT_FILE,
     STATUS_FILE,
+    TRAINING_FILE,
     RunBusyError,
+    code_hashes,
+    read_json,
     run_lock,
     run_state,
     write_status,
@@ -25,7 +30,8 @@ from memorybench.runners.schema import (
 from memorybench.runners.suite import RunSpec
 from memorybench.runners.training import clear_training_failure, has_checkpoint, training_dir
 
-ACTIONS = ("skip", "skip_failed", "active", "resume", "start", "retry")  # active: still queued/running elsewhere
+# active: still queued/running elsewhere; rerun: finished by other code (--rerun-stale)
+ACTIONS = ("skip", "skip_failed", "active", "resume", "start", "retry", "rerun")
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class PlannedRun:
 
     @property
     def will_run(self) -> bool:
-        return self.action in ("resume", "start", "retry")
+        return self.action in ("resume", "start", "retry", "rerun")
 
 
 def classify(spec: RunSpec, run_dir: Path, retry_failed: bool = False) -> str:
@@ -56,6 +62,32 @@ def plan_runs(specs: Iterable[RunSpec], suite_dir: Path, retry_failed: bool = Fa
         run_dir = suite_dir / spec.run_id
         planned.append(PlannedRun(spec, run_dir, classify(spec, run_dir, retry_failed)))
     return planned
+
+
+def current_code(spec: RunSpec) -> dict[str, str | None]:
+    """The hashes of the installed model and benchmark code of ``spec`` (as a result records them)."""
+    from memorybench import memories
+
+    memory = memories.MEMORIES.provenance(spec.memory_class)["code_hash"]
+    return {"memory": memory, "benchmark": BENCHMARKS.provenance(spec.benchmark)["code_hash"]}
+
+
+def stale_parts(spec: RunSpec, run_dir: Path) -> list[str]:
+    """Which of "memory", "benchmark" ran other code than the installed one for the finished run in
+    ``run_dir`` (a result without a recorded hash counts as stale: its code is unknown)."""
+    decided = run_state(run_dir)
+    if decided.result is None:
+        return []
+    recorded, installed = code_hashes(decided.result), current_code(spec)
+    return [part for part in ("memory", "benchmark") if recorded[part] is None or recorded[part] != installed[part]]
+
+
+def mark_stale(planned: Iterable[PlannedRun]) -> list[PlannedRun]:
+    """``--rerun-stale``: finished runs (``skip``) produced by other code become ``rerun``."""
+    return [
+        replace(run, action="rerun") if run.action == "skip" and stale_parts(run.spec, run.run_dir) else run
+        for run in planned
+    ]
 
 
 def clear_failure(run: PlannedRun) -> None:
@@ -86,13 +118,39 @@ def prepare(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     return todo
 
 
+def clear_stale(run: PlannedRun) -> None:
+    """Before re-running a stale run: move its result aside (kept as ``result.stale-<n>.json``) and,
+    when the model's code changed, its training run too (``_training/<id>.stale-<n>``), so the model
+    is trained again by the new code. A training run updated after this result was written was
+    already retrained (by another stale run of the same model) and is kept."""
+    parts = stale_parts(run.spec, run.run_dir)
+    result = read_json(run.run_dir / RESULT_FILE) or {}
+    if "memory" in parts and BENCHMARKS.get(run.spec.benchmark).needs_training:
+        directory = training_dir(run.run_dir.parent, run.spec)
+        trained = read_json(directory / TRAINING_FILE) or {}
+        if directory.is_dir() and str(trained.get("updated") or "") <= str(result.get("finished") or ""):
+            directory.rename(_aside(directory.parent, f"{directory.name}.stale-"))
+    (run.run_dir / RESULT_FILE).rename(_aside(run.run_dir, "result.stale-", ".json"))
+
+
+def _aside(directory: Path, prefix: str, suffix: str = "") -> Path:
+    index = len(list(directory.glob(f"{prefix}*")))
+    while (directory / f"{prefix}{index}{suffix}").exists():
+        index += 1
+    return directory / f"{prefix}{index}{suffix}"
+
+
 def _reset(run: PlannedRun) -> None:
-    if run.action == "retry":
+    if run.action == "rerun":
+        if run_state(run.run_dir).has_result:
+            clear_stale(run)
+    elif run.action == "retry":
         if run_state(run.run_dir).has_result:
             clear_failure(run)
         clear_training_failure(training_dir(run.run_dir.parent, run.spec))
     elif run_state(run.run_dir).has_result:  # finished since it was planned
         return
     if (run.run_dir / STATUS_FILE).is_file():  # dispatched before: forget that attempt's job and error
-        note = "retrying after a failure" if run.action == "retry" else None
+        notes = {"retry": "retrying after a failure", "rerun": "re-running: its code changed"}
+        note = notes.get(run.action)
         write_status(run.run_dir, "pending", error=None, slurm_job_id=None, note=note)

@@ -44,6 +44,7 @@ from memorybench.runners.schema import (
     write_status,
 )
 from memorybench.runners.suite import RunSpec
+from memorybench.runners.threads import using_threads
 from memorybench.runners.training import obtain_trained_model, training_id
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -130,19 +131,23 @@ def execute_run(
         existing = read_result(run_dir)
         if existing is not None:
             return existing
-        return _execute_locked(spec, run_dir, progress, log_path)
+        with using_threads(int(spec.train_config.get("threads") or 0)) as (_, threads_from):
+            return _execute_locked(spec, run_dir, progress, log_path, threads_from)
 
 
-def _execute_locked(spec: RunSpec, run_dir: Path, progress: bool | None, log_path: str | None) -> dict[str, Any]:
+def _execute_locked(
+    spec: RunSpec, run_dir: Path, progress: bool | None, log_path: str | None, threads_from: str = ""
+) -> dict[str, Any]:
     status = status_record(run_dir)[0] or {}
     attempts = int(status.get("attempts", 0) or 0) + 1
     log_path = log_path or str(run_dir / LOG_FILE)
     write_status(run_dir, "running", attempts=attempts, started=now(), log=log_path, error=None, note=None)
     started = time.perf_counter()
     device = pick_device()
-    base: dict[str, Any] = {**_result_header(spec, attempts), "environment": environment(device)}
+    setting = {"threads_from": threads_from} if threads_from else {}  # the rule of runners/threads.py that chose
+    base: dict[str, Any] = {**_result_header(spec, attempts), "environment": {**environment(device), **setting}}
     try:
-        result = {**base, **_run(spec, run_dir, device, progress)}
+        result = {**base, **_run(spec, run_dir, device, progress, log_path)}
     except Exception as error:  # the run failed; the suite goes on
         if is_storage_error(error):
             _leave_resumable(run_dir, f"stopped: {getattr(error, 'strerror', None) or error}")
@@ -189,6 +194,17 @@ def _result_header(spec: RunSpec, attempts: int) -> dict[str, Any]:
         "attempts": attempts,
         "start_step": 0,
         "git_commit": git_commit(),
+        "provenance": code_provenance(spec),
+    }
+
+
+def code_provenance(spec: RunSpec) -> dict[str, Any]:
+    """Where the run's model and benchmark classes come from (distribution and version, or the
+    ``--include`` file) and the hash of their code (:meth:`Registry.provenance`): what
+    ``run --rerun-stale`` and the reports compare."""
+    return {
+        "memory": memories.MEMORIES.provenance(spec.memory_class),
+        "benchmark": BENCHMARKS.provenance(spec.benchmark),
     }
 
 
@@ -208,7 +224,9 @@ def record_interrupted(run_dir: str | Path, reason: str, log_path: str | None = 
             write_status(run_dir, "interrupted", **fields)
 
 
-def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | None) -> dict[str, Any]:
+def _run(
+    spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | None, log_path: str | None = None
+) -> dict[str, Any]:
     model_class = memories.MEMORIES.get(spec.memory_class)
     benchmark_class = BENCHMARKS.get(spec.benchmark)
     benchmark = benchmark_class(
@@ -225,7 +243,9 @@ def _run(spec: RunSpec, run_dir: Path, device: torch.device, progress: bool | No
     extra: dict[str, Any] = {}
     if benchmark_class.needs_training:
         train_config = from_mapping(TrainConfig, spec.train_config, "train")
-        trained = obtain_trained_model(spec, model, dataset, train_config, run_dir.parent, run_dir, device, progress)
+        trained = obtain_trained_model(
+            spec, model, dataset, train_config, run_dir.parent, run_dir, device, progress, log_path
+        )
         extra = trained.as_result()
     model.to(device).eval()
     context = BenchmarkContext(

@@ -16,7 +16,9 @@ or ``reason``, ``measurements`` — one object per measured number: ``name value
 higher_is_better stderr tags`` (standard error and tags as data) —, ``metrics`` (a flat
 ``{name: value}`` view of the untagged measurements, e.g. ``metrics.nelbo_cond``), ``figures``
 (the charts the benchmark declared: ``name kind file title x y error facet …``), ``protocol``,
-``files``, ``environment``, ``git_commit``, timing and training fields. Older records are read
+``files``, ``environment``, ``git_commit``, ``provenance`` (for ``memory`` and ``benchmark``: the
+class, the distribution ``package`` and ``version`` that provides it — or the ``--include``
+``file`` —, and ``code_hash``, see :func:`code_hashes`), timing and training fields. Older records are read
 through :func:`convert_result`: schema 1 encoded standard errors as ``<name>_stderr`` metrics
 and tags in the name (``success_rate/T16/salt_pepper/0.1``); schema 0 nested its metrics.
 
@@ -47,7 +49,7 @@ TRAINING_DIR, TRAINING_FILE = "_training", "training.json"
 # interrupted: its process died without a result (kill -9, OOM, a lost node): a plain rerun resumes it.
 # damaged: a file of the run directory cannot be read (truncated, not UTF-8, wrong field types).
 STATES = ("pending", "running", "interrupted", "done", "failed", "not_applicable", "damaged")
-MEASUREMENT_KEYS = ("name", "value", "unit", "higher_is_better", "stderr", "tags")
+MEASUREMENT_KEYS = ("name", "value", "unit", "higher_is_better", "stderr", "tags", "descriptive")
 # An OSError with one of these errnos is the machine's fault, not the run's: the run stays
 # resumable and the command stops with one line (disk full, quota, read-only filesystem).
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
@@ -164,6 +166,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "seed": (int, type(None)),
     "start_step": (int, type(None)),
     "wall_time_s": _NUMBER,
+    "provenance": (dict,),
     **dict.fromkeys(("error", "reason", "run_id", "memory", "dataset", "benchmark", "finished", "log"), _TEXT),
 }
 STATUS_FIELDS: dict[str, tuple[type, ...]] = {
@@ -280,12 +283,26 @@ def _measurement(item: Mapping[str, Any]) -> dict[str, Any]:
         "higher_is_better": bool(item.get("higher_is_better", False)),
         "stderr": item.get("stderr"),
         "tags": dict(item.get("tags") or {}),
+        "descriptive": bool(item.get("descriptive", False)),  # describes data, ranks nothing (no direction)
     }
 
 
 def measurements(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The measurements of a result in the current schema (see :func:`convert_result`)."""
     return [_measurement(item) for item in result.get("measurements") or []]
+
+
+def code_hashes(result: Mapping[str, Any]) -> dict[str, str | None]:
+    """``{"memory": hash, "benchmark": hash}`` of the code that produced ``result`` (None: not
+    recorded, e.g. results written before provenance was recorded)."""
+    provenance = result.get("provenance")
+    provenance = provenance if isinstance(provenance, Mapping) else {}
+    hashes: dict[str, str | None] = {}
+    for part in ("memory", "benchmark"):
+        entry = provenance.get(part)
+        value = entry.get("code_hash") if isinstance(entry, Mapping) else None
+        hashes[part] = value if isinstance(value, str) else None
+    return hashes
 
 
 # ---------------------------------------------------------------------------- the run's state

@@ -19,7 +19,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memorybench.runners.schema import RESULT_FILE, STATES, STATUS_FILE, run_directories, run_state
+from memorybench.runners.schema import (
+    CURVE_FILE,
+    LOG_FILE,
+    RESULT_FILE,
+    SPEC_FILE,
+    STATES,
+    STATUS_FILE,
+    TRAINING_DIR,
+    TRAINING_FILE,
+    read_json,
+    run_directories,
+    run_state,
+)
+from memorybench.runners.selection import Selection, check_choices, matches
 
 if TYPE_CHECKING:
     from memorybench.runners.dispatch import PlannedRun
@@ -43,6 +56,10 @@ class RunView:
     log: str | None = None
     lost: bool = False  # files say pending/running but the process or job is gone
     alive: bool = False  # a process or SLURM job is (or may be: unverifiable) working on it now
+    step: int | None = None  # the training step reached (the last checkpoint's, while unfinished)
+    steps: int | None = None  # the steps asked for
+    resumed_from: int | None = None  # the step training resumed from after an interruption
+    train_time_s: float | None = None  # training time summed over the attempts that recorded it
 
     @property
     def run_id(self) -> str:
@@ -61,7 +78,23 @@ class RunView:
             "attempts": self.attempts,
             "job_id": self.job_id,
             "log": self.log,
+            "step": self.step,
+            "steps": self.steps,
+            "resumed_from": self.resumed_from,
+            "train_time_s": self.train_time_s,
         }
+
+    @property
+    def progress(self) -> str:
+        """``step 200/500``, ``resumed from step 200``, ``trained 12.3 s`` (what is known)."""
+        parts = []
+        if self.step is not None:
+            parts.append(f"step {self.step}/{self.steps}" if self.steps else f"step {self.step}")
+        if self.resumed_from:
+            parts.append(f"resumed from step {self.resumed_from}")
+        if self.train_time_s:
+            parts.append(f"trained {self.train_time_s:.1f} s")
+        return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------- scheduler hints
@@ -108,6 +141,82 @@ def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:
     return states
 
 
+# ---------------------------------------------------------------------------- progress
+def existing_log(run_dir: Path, recorded: str | None) -> str | None:
+    """The run's log as a path that exists here: the recorded one, else ``RUN_DIR/run.log`` (a tree
+    copied or merged from another machine records that machine's paths), else None."""
+    for candidate in (recorded, str(run_dir / LOG_FILE)):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def run_labels(run_dir: Path) -> dict[str, Any]:
+    """suite, memory, dataset, benchmark and seed of a run, from spec.json (else result.json)."""
+    source = read_json(run_dir / SPEC_FILE) or read_json(run_dir / RESULT_FILE) or {}
+    return {
+        "suite": source.get("suite") or run_dir.parent.name,
+        "memory": source.get("memory") or source.get("model"),
+        "dataset": source.get("dataset"),
+        "benchmark": source.get("benchmark"),
+        "seed": source.get("seed"),
+    }
+
+
+def training_run_dir(run_dir: Path, result: dict[str, Any]) -> Path | None:
+    """The training run an evaluation run uses: named in its result, else the one of its suite whose
+    recorded identity matches the run's spec (memory, dataset, seed, model and training settings)."""
+    folder = run_dir.parent / TRAINING_DIR
+    if "training_run" in result:  # None: a benchmark that trains nothing
+        return folder / str(result["training_run"]) if result["training_run"] else None
+    spec = read_json(run_dir / SPEC_FILE) or {}
+    if not spec.get("memory_class") or not folder.is_dir():
+        return None
+    for candidate in sorted(folder.glob(f"{spec['memory_class']}-{spec.get('dataset')}-s{spec.get('seed')}-*")):
+        identity = (read_json(candidate / TRAINING_FILE) or {}).get("identity") or {}
+        train = identity.get("train_config") or {}
+        if identity.get("memory_config") == spec.get("memory_config") and all(
+            (spec.get("train_config") or {}).get(key) == value for key, value in train.items()
+        ):
+            return candidate
+    return None
+
+
+def _training_progress(view: RunView, result: dict[str, Any]) -> None:
+    """Fill in the step reached, the step resumed from and the training time of ``view``."""
+    spec = read_json(view.run_dir / SPEC_FILE) or {}
+    wanted = (spec.get("train_config") or {}).get("steps")
+    view.steps = int(wanted) if isinstance(wanted, int) else None
+    start, trained = result.get("start_step"), result.get("train_steps")
+    if isinstance(trained, int):
+        view.step, view.steps = trained, trained
+        if isinstance(start, int) and 0 < start < trained:
+            view.resumed_from = start
+    training = training_run_dir(view.run_dir, result)
+    record = (read_json(training / TRAINING_FILE) or {}) if training else {}
+    if view.step is None and training is not None:
+        view.step = _last_step(training / CURVE_FILE)
+        if view.step is None and isinstance(record.get("steps"), int):
+            view.step = record["steps"]
+    recorded_time = record.get("train_time_s", result.get("train_time_s"))
+    view.train_time_s = float(recorded_time) if isinstance(recorded_time, (int, float)) else None
+    if view.step is None and view.state not in ("done", "running", "interrupted"):
+        view.steps = None  # nothing to say yet
+
+
+def _last_step(curve: Path) -> int | None:
+    """The step of the last row of a training curve (its last checkpoint), read from the file's end."""
+    try:
+        with open(curve, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 4096))
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return None
+    first = lines[-1].split(",")[0] if lines else ""
+    return int(first) if first.isdigit() else None
+
+
 # ---------------------------------------------------------------------------- probing
 def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
     """The run as its files say (:func:`runners.schema.run_state`, the report's verdict too)."""
@@ -119,8 +228,9 @@ def _recorded(run_dir: Path) -> tuple[RunView, dict[str, Any]]:
         reason=decided.reason,
         attempts=int(result.get("attempts", status.get("attempts", 0)) or 0),
         job_id=status.get("slurm_job_id"),
-        log=result.get("log") or status.get("log"),
+        log=existing_log(run_dir, result.get("log") or status.get("log")),
     )
+    _training_progress(view, result)
     view.lost = decided.state == "interrupted" and status.get("state") == "running"  # recorded running: record it
     view.alive = decided.state == "running" and not view.job_id  # a live process here, or one elsewhere
     return view, status
@@ -217,25 +327,37 @@ def summary_line(views: Sequence[RunView]) -> str:
 
 
 def status_table(views: Sequence[RunView], width: int = 100) -> str:
-    """A fixed-width table: state, run (suite/run_id when several suites), attempts, job, reason."""
+    """A fixed-width table: state, run (suite/run_id when several suites), attempts, job, progress
+    (step reached, step resumed from, training time), reason (with the log of failed/interrupted runs)."""
     several = len({view.suite for view in views}) > 1
     names = [f"{v.suite}/{v.run_id}" if several else v.run_id for v in views]
     name_width = max([len(name) for name in names] + [3])
     job_width = max([len(v.job_id or "") for v in views] + [3])
-    lines = [f"{'state':<14} {'run':<{name_width}} {'try':>3} {'job':<{job_width}} reason"]
+    progress_width = max([len(v.progress) for v in views] + [8])
+    lines = [
+        f"{'state':<14} {'run':<{name_width}} {'try':>3} {'job':<{job_width}} {'progress':<{progress_width}} reason"
+    ]
     for view, name in zip(views, names):
         reason = view.reason
-        if view.state == "failed" and view.log:
+        if view.state in ("failed", "interrupted") and view.log:
             reason = f"{reason} (log: {view.log})"
         lines.append(
-            f"{view.state:<14} {name:<{name_width}} {view.attempts:>3} {view.job_id or '-':<{job_width}} {reason}"
+            f"{view.state:<14} {name:<{name_width}} {view.attempts:>3} {view.job_id or '-':<{job_width}} "
+            f"{view.progress or '-':<{progress_width}} {reason}"
         )
     return "\n".join(line.rstrip() for line in lines)
 
 
-def collect(results_dir: str | Path) -> list[RunView]:
-    """Every run below ``results_dir`` (a results root or one suite's directory), probed."""
-    return probe(run_directories(results_dir))
+def collect(results_dir: str | Path, selection: Selection | None = None) -> list[RunView]:
+    """Every run below ``results_dir`` (a results root or one suite's directory) that ``selection``
+    (``--only``) picks, probed; a selected label the tree lacks is a one-line error."""
+    run_dirs = run_directories(results_dir)
+    if selection:
+        labels = {run_dir: run_labels(run_dir) for run_dir in run_dirs}
+        available = {key: [label[key] for label in labels.values()] for key in selection}
+        check_choices(selection, available, str(results_dir))
+        run_dirs = [run_dir for run_dir in run_dirs if matches(selection, labels[run_dir])]
+    return probe(run_dirs)
 
 
 __all__ = [

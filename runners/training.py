@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ def obtain_trained_model(
     run_dir: Path,
     device: torch.device,
     progress: bool | None = None,
+    log_path: str | Path | None = None,
 ) -> TrainedModel:
     """Load ``model`` with the weights of its training run after ``train.steps`` steps, training
     (or continuing) the run first when no evaluation has needed that step count yet.
@@ -201,6 +203,7 @@ def obtain_trained_model(
                     f"and kept no snapshot of step {config.steps}"
                 )
             _record(directory, spec, "running", steps_requested=config.steps)
+            attempt = _Attempt(state)
             try:
                 outcome = train(
                     model,
@@ -211,19 +214,22 @@ def obtain_trained_model(
                     valid_split=dataset.split("valid"),
                     device=device,
                     progress=progress,
+                    log_path=log_path,  # the evaluation run's log gets the progress records
                 )
             except Exception as error:
                 if is_storage_error(error):  # a full disk is not the training's fault: resumable
                     with contextlib.suppress(OSError):
-                        _record(directory, spec, "pending")
+                        _record(directory, spec, "pending", **attempt.fields())
                     raise
-                _record(directory, spec, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
+                error_line = f"{type(error).__name__}: {error}".splitlines()[0]
+                _record(directory, spec, "failed", error=error_line, **attempt.fields())
                 raise
             except BaseException:  # interrupted: resumable, not failed
-                _record(directory, spec, "pending")
+                _record(directory, spec, "pending", **attempt.fields())
                 raise
             atomic_torch_save(snapshot, {"model": model.state_dict(), "step": config.steps})
-            _record(directory, spec, "done", steps=max(config.steps, int(state.get("steps", 0))))
+            steps = max(config.steps, int(state.get("steps", 0)))
+            _record(directory, spec, "done", steps=steps, **attempt.fields())
             outcome_start, time_s, curve = outcome.start_step, outcome.wall_time_s, outcome.curve
     curve = [row for row in curve if row.get("step", 0) <= config.steps]
     if curve:
@@ -235,6 +241,20 @@ def obtain_trained_model(
         train_time_s=time_s,
         final_train_loss=float(curve[-1]["loss"]) if curve else None,
     )
+
+
+class _Attempt:
+    """One attempt at training: ``training.json`` sums ``train_time_s`` and counts ``attempts`` over
+    every attempt that ended (done, failed or interrupted; a process killed outright records nothing)."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.started = time.perf_counter()
+        self.previous_s = float(state.get("train_time_s") or 0.0)
+        self.previous_attempts = int(state.get("attempts") or 0)
+
+    def fields(self) -> dict[str, Any]:
+        spent = time.perf_counter() - self.started
+        return {"train_time_s": round(self.previous_s + spent, 3), "attempts": self.previous_attempts + 1}
 
 
 def _load_snapshot(path: Path, model: MemoryModel, device: torch.device) -> bool:

@@ -187,6 +187,19 @@ def test_a_broken_plugin_is_reported_as_broken_not_unknown(monkeypatch: pytest.M
         registry.get("other")
 
 
+def test_provenance_names_the_distribution_whose_entry_point_loaded_a_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memorybench.memories.vae import VAE
+
+    point = FakeEntryPoint("plugged_vae", VAE)
+    point.dist = type("Dist", (), {"name": "memorybench"})()  # type: ignore[attr-defined]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point] if group == "memorybench.p" else [])
+    registry: Registry[type] = Registry("thing", "memorybench.p")
+    found = registry.provenance("plugged_vae")
+    assert found["name"] == "plugged_vae" and found["class"] == "memorybench.memories.vae.VAE"
+    assert found["package"] == "memorybench" and found["version"] == importlib.metadata.version("memorybench")
+    assert found["code_modules"] == ["memorybench.memories.vae", "memorybench.memories.protocol"]
+
+
 @pytest.mark.parametrize("section", list(KINDS))
 def test_list_reads_every_registry_without_importing_it(section: str) -> None:
     """``list`` reads the built-ins from source: the same names the registry imports, the same

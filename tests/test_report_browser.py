@@ -131,3 +131,52 @@ def test_report_renders_in_chromium_with_every_image(browser: str, tmp_path: Pat
     assert shot.is_file(), done.stderr[-2000:]
     height, width = plt.imread(shot).shape[:2]
     assert (width, height) == (1280, 2400)
+
+
+INTERACT = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("table-synth_elbo");
+  var header = table.tHead.rows[table.tHead.rows.length - 1].cells;
+  var rows = function () {
+    return Array.prototype.filter.call(table.tBodies[0].rows, function (r) { return !r.hidden; })
+      .map(function (r) { return r.cells[1].textContent + "|" + r.cells[2].textContent.split(" ")[0]; });
+  };
+  var column = Array.prototype.findIndex.call(header, function (th) { return th.textContent.indexOf("NELBO-cond") === 0; });
+  header[column].click();
+  var ascending = rows();
+  header[column].click();
+  var descending = rows();
+  var box = table.previousElementSibling;
+  box.value = "dkm";
+  box.dispatchEvent(new Event("input"));
+  var probe = document.createElement("pre");
+  probe.id = "__interact";
+  probe.textContent = JSON.stringify({ascending: ascending, descending: descending, filtered: rows(),
+    sort: header[column].getAttribute("aria-sort"), box: box.tagName + ":" + box.className,
+    index: document.querySelectorAll("ol.figure-index a").length, figures: document.querySelectorAll("figure").length});
+  document.body.appendChild(probe);
+});
+</script>"""
+
+
+def test_tables_sort_and_filter_and_figures_are_indexed(browser: str, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    build_report(write_synthetic_tree(tmp_path / "results"), out)
+    page = out / "interact.html"
+    page.write_text((out / "report.html").read_text(encoding="utf-8").replace("</body>", INTERACT + "</body>", 1))
+    done = run_browser(
+        browser, tmp_path / "profile-interact", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()
+    )
+    match = re.search(r'<pre id="__interact">(.*?)</pre>', done.stdout, re.S)
+    assert match, done.stderr[-2000:]
+    found = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    for order, rows in (("ascending", found["ascending"]), ("descending", found["descending"])):
+        cells = [row.split("|")[1] for row in rows]
+        values = [float(cell) for cell in cells if cell != "—"]
+        assert values == sorted(values, reverse=order == "descending") and len(values) >= 3
+        assert cells[len(values) :] == ["—"] * (len(cells) - len(values))  # empty cells last both ways
+    assert found["sort"] == "descending"
+    assert found["filtered"] and all(row.startswith("dkm|") for row in found["filtered"])
+    assert found["box"] == "INPUT:table-filter"
+    assert found["index"] == found["figures"] > 0
+    assert not [line for line in done.stderr.splitlines() if CONSOLE.search(line)]

@@ -359,7 +359,15 @@ def test_schema_zero_results_are_converted() -> None:
     assert converted["memory"] == "vae" and converted["status"] == "done" and converted["git_commit"] == "x"
     assert converted["metrics"] == {"a": 1.5}
     assert converted["measurements"] == [
-        {"name": "a", "value": 1.5, "unit": "u", "higher_is_better": True, "stderr": None, "tags": {}}
+        {
+            "name": "a",
+            "value": 1.5,
+            "unit": "u",
+            "higher_is_better": True,
+            "stderr": None,
+            "tags": {},
+            "descriptive": False,
+        }
     ]
     assert note.startswith("converted from schema 0")
     assert convert_result({"schema_version": 2, "measurements": [], "metrics": {}, "status": "done"})[1] == ""
@@ -585,7 +593,7 @@ def test_report_lists_missing_failed_and_converted_runs(report: Path) -> None:
     assert "Superseded configurations and duplicates" in section and "gpm-binarized_mnist-elbo-s0-0000000005" in section
     html = (report / "report.html").read_text()
     assert html.count("<img ") == len(list((report / "figures").glob("*.png")))
-    assert 'src="data:image/png;base64,' in html and "<script" not in html
+    assert 'src="data:image/png;base64,' in html and "<script src" not in html  # inline only: no network
 
 
 def test_table2_places_reported_values_beside_measured(report: Path) -> None:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from memorybench.benchmarks.common.artifacts import atomic_torch_save, atomic_write_csv
 from memorybench.benchmarks.common.datasets import ImageSplit
 from memorybench.benchmarks.common.episodes import fixed_episodes, random_episodes
+from memorybench.benchmarks.common.progress import ProgressRecord
 from memorybench.memories.configuration import require
 from memorybench.memories.protocol import LossTerms, MemoryModel
 
@@ -224,11 +225,14 @@ def train(
     device: torch.device | None = None,
     progress: bool | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    log_path: str | Path | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``config.steps`` steps on random episodes of ``train_split``.
 
     Resumes from ``run_dir/checkpoint.pt`` when present. Raises :class:`DivergenceError` when
-    the loss or gradient norm stops being finite.
+    the loss or gradient norm stops being finite. A progress bar shows on a terminal (``progress``
+    None) or when asked; every ``$MEMORYBENCH_PROGRESS_EVERY`` seconds (default 30) a one-line
+    record (step, loss, steps/s, ETA) goes to stderr when no bar is shown, and to ``log_path``.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -270,7 +274,9 @@ def train(
             on_checkpoint(step)
 
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.steps, initial=step, disable=not show, desc=f"train {model.registry_name}", unit="step")
+    label = f"train {model.registry_name}"
+    bar = tqdm(total=config.steps, initial=step, disable=not show, desc=label, unit="step")
+    record = ProgressRecord(label, config.steps, step, console=not show, log_path=log_path)
     while step < config.steps:
         indices = random_episodes(
             train_split, episode_length, config.batch_episodes, generator, config.classes_per_episode
@@ -291,6 +297,7 @@ def train(
         curve.append(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.2f}")
+        record.update(step, loss)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save()
     bar.close()

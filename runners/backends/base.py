@@ -88,15 +88,22 @@ class Backend:
 
 
 def finish(plan: Plan) -> int:
-    """Summary table from the run directories (and the suite's note); exit status 1 when any run failed."""
+    """Summary table from the run directories, the suite's note, one line on who came first and
+    the next command; exit status 1 when any run failed."""
     from memorybench.reports.tables import frame_markdown
-    from memorybench.runners.summary import write_summary
+    from memorybench.runners.summary import verdict, write_summary
 
-    table = write_summary(plan.suite_dir, [run.run_dir for run in plan.runs], plan.note)
+    run_dirs = [run.run_dir for run in plan.runs]
+    table = write_summary(plan.suite_dir, run_dirs, plan.note)
     print()
     print(frame_markdown(table) if not table.empty else "(no results)")
     if plan.note:
         print(f"note: {plan.note}")
     print(f"results: {plan.suite_dir}/summary.csv, {plan.suite_dir}/summary.md and one directory per run")
+    for line in verdict(run_dirs, plan.note):
+        print(line)
+    print(
+        f"next: memorybench report {plan.suite_dir}   (tables with confidence intervals, figures, paired differences)"
+    )
     unfinished = int(table["status"].isin(["failed", "interrupted", "damaged"]).sum()) if "status" in table else 0
     return 1 if unfinished else 0

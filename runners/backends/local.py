@@ -26,6 +26,7 @@ from memorybench.memories.configuration import ConfigError, require
 from memorybench.runners.backends import register_backend
 from memorybench.runners.backends.base import Backend, Plan, finish
 from memorybench.runners.schema import LOG_FILE, RESULT_FILE, STATUS_FILE, read_json, write_status
+from memorybench.runners.threads import available_cores
 from memorybench.runners.worker import EXIT_BUSY
 
 if TYPE_CHECKING:
@@ -166,8 +167,8 @@ class LocalPool:
         self.slots = list(slots)
         self.command = command or (lambda run: worker_command(run, includes))
         self.echo = echo
-        cores = os.cpu_count() or 1
-        self.threads = threads_per_worker or max(1, cores // len(self.slots))
+        # each worker's share of the cores this process may use (runners/threads.py: train.threads wins)
+        self.threads = threads_per_worker or max(1, available_cores() // len(self.slots))
 
     def _environment(self, device: str | None) -> dict[str, str]:
         env = dict(os.environ)

@@ -64,8 +64,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
                 _record_job(run_dir)
         except RunBusyError:
             return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
-        _limit_threads()
-        try:
+        try:  # threads: the job's CPUs (SLURM_CPUS_PER_TASK), by runners/threads.py
             result = execute_run(self.spec, run_dir, progress=False)
         except RunBusyError:
             return {"run_id": self.spec.run_id, "status": "running elsewhere", "skipped": True}
@@ -74,15 +73,6 @@ class SlurmRun(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Preempted or timing out: requeue a fresh copy; training resumes from the run's checkpoint.pt."""
         return submitit.helpers.DelayedSubmission(SlurmRun(self.spec, self.run_dir, self.includes))
-
-
-def _limit_threads() -> None:
-    """Use the CPUs the job asked for, not every core of a shared node (unless OMP_NUM_THREADS says)."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if cpus.isdigit() and int(cpus) > 0 and "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(int(cpus))
 
 
 def _record_job(run_dir: Path) -> None:

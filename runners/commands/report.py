@@ -18,11 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", default="md,html,latex,csv", help="comma-separated subset of md,html,latex,csv (default: all)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE]",
+        help="report only these runs: suite=, memory=, dataset=, benchmark=, seed= (repeatable, keys combine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from memorybench.reports.build import build_report, parse_formats
     from memorybench.reports.load import ResultsError
+    from memorybench.runners.selection import TREE_KEYS, parse_only
+
+    selection = parse_only(args.only, TREE_KEYS)
 
     try:
         formats = parse_formats(args.format)
@@ -32,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else results / "report"
     check_writable(out)
     try:
-        outcome = build_report(results, out, formats)
+        outcome = build_report(results, out, formats, selection)
     except ResultsError as error:
         raise UsageError(str(error)) from None
     states = ", ".join(f"{n} {state}" for state, n in sorted(outcome.states.items()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +20,10 @@ from memorybench.runners.commands.common import UsageError, check_writable, comm
 
 if TYPE_CHECKING:
     from memorybench.runners.backends.base import Backend, Plan
+    from memorybench.runners.suite import Suite
 
 HELP = "run a suite (memories × datasets × benchmarks × seeds)"
-ACTIONS = ("start", "resume", "retry", "skip", "skip_failed", "active")
+ACTIONS = ("start", "resume", "retry", "rerun", "skip", "skip_failed", "active")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-failed", action="store_true", help="run failed runs again (resuming from their checkpoints)"
     )
+    parser.add_argument(
+        "--rerun-stale", action="store_true", help="re-run finished runs whose model or benchmark code has changed"
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE]",
+        help="run only these runs: memory=, dataset=, benchmark=, seed= (suite labels; repeatable, keys combine)",
+    )
     for name in BACKENDS.available():
         BACKENDS.get(name).add_arguments(parser)
 
@@ -66,6 +78,19 @@ def choose_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Backe
     settings = backend_class.settings(resources.get(args.runner), args)
     backend: Backend = BACKENDS.create(args.runner, settings)
     return backend
+
+
+def select(suite: Suite, only: Sequence[str]) -> Suite:
+    """The suite reduced to the runs ``--only`` selects (one-line error for an unknown key or label)."""
+    from memorybench.runners.selection import RUN_KEYS, check_choices, matches, parse_only
+
+    selection = parse_only(only, RUN_KEYS)
+    if not selection:
+        return suite
+    labels = [{"memory": r.memory, "dataset": r.dataset, "benchmark": r.benchmark, "seed": r.seed} for r in suite.runs]
+    check_choices(selection, {key: [label[key] for label in labels] for key in RUN_KEYS}, f"suite {suite.name!r}")
+    runs = tuple(run for run, label in zip(suite.runs, labels) if matches(selection, label))
+    return dataclasses.replace(suite, runs=runs)
 
 
 def _print_plan(plan: Plan, verbose: bool) -> None:
@@ -105,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from memorybench.runners.status import settle
     from memorybench.runners.suite import load_suite
 
-    suite = load_suite(args.config, args.set, args.data_root)
+    suite = select(load_suite(args.config, args.set, args.data_root), args.only)
     out = Path(args.out)
     check_writable(out)
     backend = choose_backend(args, suite.resources)
@@ -119,11 +144,16 @@ def run(args: argparse.Namespace) -> int:
     suite_dir = make_suite_dir(out, suite.name)
     planned = plan_runs(suite.runs, suite_dir, retry_failed=args.retry_failed)
     planned = settle(planned, args.retry_failed, record=not args.dry_run)
+    if args.rerun_stale:
+        from memorybench.runners.dispatch import mark_stale
+
+        planned = mark_stale(planned)
     counts = {action: sum(run.action == action for run in planned) for action in ACTIONS}
     print(
         f"suite {suite.name!r}: {len(planned)} runs -> {suite_dir} "
         f"(start {counts['start']}, resume {counts['resume']}, retry {counts['retry']}, "
-        f"skip {counts['skip']} done, {counts['skip_failed']} failed"
+        + (f"rerun {counts['rerun']} stale, " if args.rerun_stale else "")
+        + f"skip {counts['skip']} done, {counts['skip_failed']} failed"
         + (f", {counts['active']} already queued or running)" if counts["active"] else ")")
     )
     includes = tuple(str(Path(m).resolve()) if m.endswith(".py") else m for m in args.include)

@@ -18,15 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", help="a results root or one suite's directory")
     parser.add_argument("--json", action="store_true", help="one JSON object: counts and a runs list")
     parser.add_argument("--state", action="append", choices=list(STATES), help="only runs in this state (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE]",
+        help="only these runs: suite=, memory=, dataset=, benchmark=, seed= (repeatable, keys combine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from memorybench.runners.selection import TREE_KEYS, parse_only
     from memorybench.runners.status import collect, status_json, status_table, summary_line
 
+    selection = parse_only(args.only, TREE_KEYS)
     root = Path(args.results_dir)
     if not root.is_dir():
         raise UsageError(f"{root}: no such results directory")
-    views = collect(root)
+    views = collect(root, selection)
     shown = [view for view in views if not args.state or view.state in args.state]
     if args.json:
         print(json.dumps({**status_json(root, views), "runs": [view.to_dict() for view in shown]}, indent=2))
