@@ -24,7 +24,8 @@ import torch
 import memorybench.benchmarks.common.datasets as datasets
 from memorybench import memories
 from memorybench.benchmarks.base import BENCHMARKS, Benchmark, BenchmarkContext, BenchmarkOutcome, Figure, Metric
-from memorybench.memories.conformance import CheckResult, ConformanceError, raised_at, require, small_settings
+from memorybench.memories.conformance import CheckResult, require, small_settings
+from memorybench.memories.conformance import run_checks as run_model_kit_checks
 
 SMALL = {"max_episodes": 4, "batch_episodes": 4, "episode_lengths": [4], "max_items": 16}  # where the config has them
 MODEL, DATASET = "vae", "digits"
@@ -94,13 +95,4 @@ CHECKS: dict[str, Callable[..., None]] = {"not_applicable": check_not_applicable
 
 def run_checks(name: str, settings: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """Every check on registered benchmark ``name``; failures are collected, not raised."""
-    results = []
-    for check, function in CHECKS.items():
-        try:
-            function(name, settings)
-            results.append(CheckResult(check, True))
-        except ConformanceError as error:
-            results.append(CheckResult(check, False, str(error)))
-        except Exception as error:
-            results.append(CheckResult(check, False, f"{type(error).__name__}: {error}{raised_at(error)}"))
-    return results
+    return run_model_kit_checks(name, settings, CHECKS)
