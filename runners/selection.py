@@ -9,6 +9,7 @@ valid choices, raised before anything is written. Standard library only: ``--hel
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,17 @@ class SelectionError(UsageError):
 
 
 Selection = dict[str, tuple[str, ...]]
+
+
+def add_only_argument(parser: argparse.ArgumentParser, keys: Sequence[str], what: str) -> None:
+    """The repeatable ``--only KEY=VALUE[,VALUE]`` option of ``run``, ``status`` and ``report``."""
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE]",
+        help=f"{what} only these runs: {', '.join(f'{key}=' for key in keys)} (repeatable, keys combine)",
+    )
 
 
 def parse_only(options: Sequence[str] | None, keys: Sequence[str]) -> Selection:

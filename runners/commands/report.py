@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memorybench.runners.commands.common import UsageError, check_writable, command_main
+from memorybench.runners.selection import TREE_KEYS, add_only_argument
 
 HELP = "tables, figures and an HTML/Markdown report from a results directory"
 
@@ -18,19 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", default="md,html,latex,csv", help="comma-separated subset of md,html,latex,csv (default: all)"
     )
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,VALUE]",
-        help="report only these runs: suite=, memory=, dataset=, benchmark=, seed= (repeatable, keys combine)",
-    )
+    add_only_argument(parser, TREE_KEYS, "report")
 
 
 def run(args: argparse.Namespace) -> int:
     from memorybench.reports.build import build_report, parse_formats
     from memorybench.reports.load import ResultsError
-    from memorybench.runners.selection import TREE_KEYS, parse_only
+    from memorybench.runners.selection import parse_only
 
     selection = parse_only(args.only, TREE_KEYS)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memorybench.runners.commands.common import UsageError, check_writable, command_main
+from memorybench.runners.selection import RUN_KEYS, add_only_argument
 
 if TYPE_CHECKING:
     from memorybench.runners.backends.base import Backend, Plan
@@ -45,13 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rerun-stale", action="store_true", help="re-run finished runs whose model or benchmark code has changed"
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,VALUE]",
-        help="run only these runs: memory=, dataset=, benchmark=, seed= (suite labels; repeatable, keys combine)",
-    )
+    add_only_argument(parser, RUN_KEYS, "run")
     for name in BACKENDS.available():
         BACKENDS.get(name).add_arguments(parser)
 
@@ -82,7 +77,7 @@ def choose_backend(args: argparse.Namespace, resources: dict[str, Any]) -> Backe
 
 def select(suite: Suite, only: Sequence[str]) -> Suite:
     """The suite reduced to the runs ``--only`` selects (one-line error for an unknown key or label)."""
-    from memorybench.runners.selection import RUN_KEYS, check_choices, matches, parse_only
+    from memorybench.runners.selection import check_choices, matches, parse_only
 
     selection = parse_only(only, RUN_KEYS)
     if not selection:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memorybench.runners.commands.common import UsageError, command_main
+from memorybench.runners.selection import TREE_KEYS, add_only_argument
 
 HELP = "where every run of a results directory stands"
 
@@ -18,17 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", help="a results root or one suite's directory")
     parser.add_argument("--json", action="store_true", help="one JSON object: counts and a runs list")
     parser.add_argument("--state", action="append", choices=list(STATES), help="only runs in this state (repeatable)")
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,VALUE]",
-        help="only these runs: suite=, memory=, dataset=, benchmark=, seed= (repeatable, keys combine)",
-    )
+    add_only_argument(parser, TREE_KEYS, "show")
 
 
 def run(args: argparse.Namespace) -> int:
-    from memorybench.runners.selection import TREE_KEYS, parse_only
+    from memorybench.runners.selection import parse_only
     from memorybench.runners.status import collect, status_json, status_table, summary_line
 
     selection = parse_only(args.only, TREE_KEYS)
