@@ -240,10 +240,19 @@ def render_markdown(report: ReportContent) -> str:
     lines += ["## Results per benchmark", ""]
     lines += [to_markdown(t) for t in report.tables] or ["No results.", ""]
     lines += ["## Figures", ""]
-    for section in dict.fromkeys(f.section for f in report.figures):
+    sections = list(dict.fromkeys(f.section for f in report.figures))
+    ordered = [f for section in sections for f in report.figures if f.section == section]
+    if ordered:  # the index: one numbered link per figure, by section
+        lines += [
+            *(f"{n}. [{f.title or f.stem}](#fig-{f.stem}) ({f.section})" for n, f in enumerate(ordered, 1)),
+            "",
+        ]
+    for section in sections:
         lines += [f"### {section}", ""]
         for figure in (f for f in report.figures if f.section == section):
             lines += [
+                f'<a id="fig-{figure.stem}"></a>',
+                "",
                 f"![{figure.title}](figures/{figure.png})",
                 "",
                 f"*{figure.title}.* {figure.caption} ([PDF](figures/{figure.pdf}))",

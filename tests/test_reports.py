@@ -651,3 +651,12 @@ def test_quick_suite_report_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     paired = pd.read_csv(out / "paired_differences.csv")
     assert list(paired["ci_basis"]) == ["2 seeds"] and paired["n_pairs"].iloc[0] > 0
     assert "report of 4 runs (4 done)" in capsys.readouterr().out
+
+
+def test_markdown_report_indexes_every_figure_with_a_working_link(report: Path) -> None:
+    markdown = (report / "report.md").read_text()
+    figures = markdown.split("## Figures")[1].split("## Missing")[0]
+    index = re.findall(r"^\d+\. \[[^\]]+\]\(#(fig-[^)]+)\)", figures, flags=re.M)
+    anchors = re.findall(r'<a id="(fig-[^"]+)"></a>', figures)
+    assert index and sorted(index) == sorted(anchors)
+    assert len(anchors) == figures.count("![")
