@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from memorybench.benchmarks.common.artifacts import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
+from memorybench.benchmarks.common.artifacts import atomic_torch_save, atomic_write_csv
 from memorybench.benchmarks.common.datasets import ImageDataset
 from memorybench.benchmarks.common.trainer import (
     TrainConfig,
@@ -48,7 +48,16 @@ from memorybench.benchmarks.common.trainer import (
     warn,
 )
 from memorybench.memories.protocol import MemoryModel
-from memorybench.runners.schema import CURVE_FILE, LOCK_FILE, TRAINING_DIR, TRAINING_FILE, is_storage_error, now
+from memorybench.runners.schema import (
+    CURVE_FILE,
+    LOCK_FILE,
+    TRAINING_DIR,
+    TRAINING_FILE,
+    atomic_write_json,
+    is_storage_error,
+    now,
+    read_json,
+)
 from memorybench.runners.suite import RunSpec
 
 # Settings that change neither the trained weights nor the random stream: left out of the id.

@@ -26,10 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     treat_sigterm_as_interrupt()
 
-    from memorybench.benchmarks.common.artifacts import read_json
     from memorybench.memories.registry import import_user_module
     from memorybench.runners.execute import execute_run
-    from memorybench.runners.schema import SPEC_FILE, RunBusyError
+    from memorybench.runners.schema import SPEC_FILE, RunBusyError, read_json
     from memorybench.runners.suite import RunSpec
 
     for module in args.include:

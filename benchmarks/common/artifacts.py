@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,11 +51,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
-    """JSON with sorted keys; NaN/inf written as null (strict JSON readers reject them)."""
-    atomic_write_text(path, json.dumps(_finite(payload), indent=2, sort_keys=True) + "\n")
-
-
 def atomic_write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> None:
     """Rows of dicts as CSV; ``columns`` defaults to the union of keys in first-seen order."""
     if columns is None:
@@ -73,25 +66,3 @@ def atomic_torch_save(path: str | Path, payload: Any) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_json(path: str | Path) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None when missing or unreadable (e.g. truncated)."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            value = json.load(file)
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

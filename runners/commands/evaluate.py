@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = Path(args.run_dir)
     if (source / SPEC_FILE).is_file():  # an evaluation run: evaluate the model it evaluated
-        from memorybench.benchmarks.common.artifacts import read_json
+        from memorybench.runners.schema import read_json
 
         spec = RunSpec.from_dict(read_json(source / SPEC_FILE) or {})
         source = training_dir(source.parent, spec)
