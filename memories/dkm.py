@@ -55,11 +55,12 @@ from memorybench.memories.gaussian_memory import (
     DiagonalMatrixNormalPrior,
     MatrixNormalState,
     address,
+    matrix_normal_log_density,
     per_image_terms,
     rank_one_write,
     sample_matrix_normal,
 )
-from memorybench.memories.kl import diagonal_gaussian_kl
+from memorybench.memories.kl import diagonal_gaussian_kl, diagonal_gaussian_log_prob
 from memorybench.memories.protocol import CodeMemoryModel, LossTerms, ModelConfig, NegELBO
 
 
@@ -232,6 +233,7 @@ class DKM(CodeMemoryModel):
     config: DKMConfig
     config_class = DKMConfig
     has_memory_prior = True
+    has_likelihood_estimate = True
     energy_definition = (
         "-ln p(x | R_Tᵀμ) + KL(N(μ, σ_w² I) ‖ p(w)) with μ the ridge weights of e(x): the single-item NELBO"
     )
@@ -270,6 +272,29 @@ class DKM(CodeMemoryModel):
         cond = terms["reconstruction"] + terms["kl_w"]
         terms["kl_memory"] = (self.memory.kl(state) / episode.shape[1]).unsqueeze(-1).expand_as(cond)
         return NegELBO(cond=cond, full=cond + terms["kl_memory"], terms=terms)
+
+    def log_importance_weights(self, episode: Tensor, samples: int) -> Tensor:
+        """``[B, 1, samples]``: ln p(M) + Σ_t [ln p(x_t | Mᵀw_t) + ln N(w_t; 0, σ_0² I)] − ln q(M|X)
+        − Σ_t ln q(w_t | x_t, M). Proposal: M ~ q(M|X) (the deterministic write of X's codes), then
+        w_t ~ N(μ_t, σ_w² I) with μ_t the least-squares weights of e(x_t) against that M.
+        """
+        codes = self.encode(episode)
+        state = self.memory.write(codes)
+        prior = self.memory.prior.state(episode.shape[0])
+        memory_module = self.memory
+        weights = []
+        for _ in range(samples):
+            memory = sample_matrix_normal(state)
+            mean_weights = memory_module.address(codes, memory)
+            read_weights = memory_module.sample_weights(mean_weights)
+            per_item = (
+                self.decode_items(self.decoder, read_weights @ memory).log_prob(episode)
+                + diagonal_gaussian_log_prob(read_weights, 0.0, memory_module.log_weight_prior_var)
+                - diagonal_gaussian_log_prob(read_weights, mean_weights, memory_module.log_weight_var)
+            )
+            log_memory = matrix_normal_log_density(memory, prior) - matrix_normal_log_density(memory, state)
+            weights.append(per_item.sum(-1) + log_memory)
+        return torch.stack(weights, -1).unsqueeze(1)
 
     def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
         """w ~ N(0, σ_0² I) ``[B, n, K]``, z = R_Tᵀw, decode, then ``steps`` iterative reads."""

@@ -12,7 +12,8 @@ form. Everything acts on batch-first tensors and broadcasts over the leading bat
   (A.4; the second is the official DKM module's form, §4.2 and §11.2).
 - :func:`matrix_normal_kl` (A.7) and :func:`diagonal_logdet_matrix_normal_kl` (the DKM module's
   diagonal log-det shortcut, ½ included; a lower bound by Hadamard's inequality).
-- :func:`sample_matrix_normal`: M = R + chol(U) E.
+- :func:`sample_matrix_normal`: M = R + chol(U) E; :func:`matrix_normal_log_density` its density.
+- :func:`predictive_log_density`: ln p(Z | W) with M integrated out (importance-sampled likelihoods).
 - :class:`DiagonalMatrixNormalPrior`: the learnable p(M) = MN(R0, diag(u0), I) of KM and DKM.
 - :func:`per_image_terms`: the per-image normalisation of an objective with a memory KL (§12.14).
 """
@@ -177,6 +178,33 @@ def sample_matrix_normal(state: MatrixNormalState, generator: torch.Generator | 
     return state.mean + cholesky_with_jitter(state.covariance) @ noise
 
 
+def matrix_normal_log_density(memory: Tensor, state: MatrixNormalState) -> Tensor:
+    """ln MN(M; R, U, I_C) ``[B]`` of memories ``[B, K, C]`` (Cholesky of U)."""
+    memory_size, code_size = state.mean.shape[-2:]
+    factor = cholesky_with_jitter(state.covariance)
+    whitened = torch.linalg.solve_triangular(factor, memory - state.mean, upper=False)
+    logdet = 2.0 * torch.log(factor.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    return -0.5 * (
+        whitened.square().sum((-2, -1)) + code_size * logdet + memory_size * code_size * math.log(2 * math.pi)
+    )
+
+
+def predictive_log_density(
+    state: MatrixNormalState, weights: Tensor, codes: Tensor, noise_var: float | Tensor
+) -> Tensor:
+    """ln p(Z | W) ``[B]`` with the memory integrated out: codes ``[B, T, C]`` = Mᵀw + ξ at weights
+    ``[B, T, K]``, M ~ MN(R, U, I_C). Each of the C columns is N(W R[:, c], W U Wᵀ + σ_ξ² I_T).
+
+    Equals the chain rule Σ_t ln p(z_t | z_<t) of sequential writes (tested).
+    """
+    length, code_size = codes.shape[-2:]
+    eye = torch.eye(length, dtype=codes.dtype, device=codes.device)
+    factor = cholesky_with_jitter(symmetrize(weights @ state.covariance @ weights.mT) + noise_var * eye)
+    whitened = torch.linalg.solve_triangular(factor, codes - weights @ state.mean, upper=False)
+    logdet = 2.0 * torch.log(factor.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    return -0.5 * (whitened.square().sum((-2, -1)) + code_size * logdet + length * code_size * math.log(2 * math.pi))
+
+
 def per_image_terms(per_item: dict[str, Tensor], memory_kl: Tensor) -> dict[str, Tensor]:
     """Scalar per-image objective terms.
 
@@ -236,7 +264,9 @@ __all__ = [
     "diagonal_logdet_matrix_normal_kl",
     "gram_regularised_addressing",
     "matrix_normal_kl",
+    "matrix_normal_log_density",
     "per_image_terms",
+    "predictive_log_density",
     "rank_one_write",
     "ridge_addressing",
     "sample_matrix_normal",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -22,6 +23,13 @@ def diagonal_gaussian_kl(
     mahalanobis = (mean_q - mean_p).square() * torch.exp(-log_var_p_t)
     per_dim = 0.5 * (var_ratio + mahalanobis - 1.0 - (log_var_q - log_var_p_t))
     return per_dim.sum(-1)
+
+
+def diagonal_gaussian_log_prob(value: Tensor, mean: Tensor | float = 0.0, log_var: Tensor | float = 0.0) -> Tensor:
+    """ln N(value; μ, diag σ²) summed over the last dim: ``[..., n] -> [...]`` (scalars broadcast)."""
+    log_var_t = torch.as_tensor(log_var, dtype=value.dtype, device=value.device)
+    per_dim = -0.5 * ((value - mean).square() * torch.exp(-log_var_t) + log_var_t + math.log(2.0 * math.pi))
+    return per_dim.expand_as(value).sum(-1)
 
 
 def standard_normal_kl(mean: Tensor, log_var: Tensor) -> Tensor:

@@ -52,9 +52,16 @@ from memorybench.memories.gaussian_memory import (
     MatrixNormalState,
     batch_write,
     per_image_terms,
+    predictive_log_density,
     sample_matrix_normal,
 )
-from memorybench.memories.kl import diagonal_gaussian_head, diagonal_gaussian_kl, reparameterize, standard_normal_kl
+from memorybench.memories.kl import (
+    diagonal_gaussian_head,
+    diagonal_gaussian_kl,
+    diagonal_gaussian_log_prob,
+    reparameterize,
+    standard_normal_kl,
+)
 from memorybench.memories.likelihoods import Reconstruction
 from memorybench.memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
@@ -71,6 +78,9 @@ class KMConfig(ModelConfig):
     head_hidden_size: int = 256  # hidden width of the key MLP f and of the q(z | x, y, M) MLP
     sample_memory: bool = True  # memory_expectation="sample": one M ~ q(M|X) per episode (False: M = R')
     memory_expectation: Literal["analytic", "sample"] = "analytic"  # E_q(M) of KL(z): closed form, or one M sample
+    posterior_head: Literal["residual", "mlp"] = (
+        "residual"  # q(z|x,y,M): q_w(z|x) + MLP on [e(x), Mᵀw], or the MLP alone
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -147,6 +157,7 @@ class KM(MemoryModel):
     config_class = KMConfig
     has_memory_prior = True
     has_latent_memory = True
+    has_likelihood_estimate = True
     energy_definition = "-ln p(x | z) at z = mean of q(z | x, y = mean of q(y|x), M = R')"
 
     def __init__(
@@ -158,9 +169,11 @@ class KM(MemoryModel):
         self.decoder = self.make_decoder(size)
         self.memory = KanervaMemory(config)
         self.write_code_head = nn.Linear(size, 2 * size)  # memory-free q_w(z|x) for writing
-        self.posterior_head = nn.Sequential(
-            nn.Linear(2 * size, hidden), nn.SiLU(), nn.Linear(hidden, 2 * size)
-        )  # q(z|x,y,M)
+        posterior_in, posterior_out = nn.Linear(2 * size, hidden), nn.Linear(hidden, 2 * size)
+        if config.posterior_head == "residual":  # starts as the memory-free head q_w(z|x)
+            nn.init.zeros_(posterior_out.weight)
+            nn.init.zeros_(posterior_out.bias)
+        self.posterior_head = nn.Sequential(posterior_in, nn.SiLU(), posterior_out)  # q(z|x,y,M)
 
     def encode(self, images: Tensor) -> Tensor:
         """Features h = e(x) ``[B, T, C]`` of images ``[B, T, C, H, W]``."""
@@ -168,7 +181,10 @@ class KM(MemoryModel):
 
     def code_posterior(self, features: Tensor, readout: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x, y, M) from features and read-outs Mᵀw ``[B, T, C]``: mean, log-variance ``[B, T, C]``."""
-        return diagonal_gaussian_head(torch.cat([features, readout], dim=-1), self.posterior_head)
+        combined = torch.cat([features, readout], dim=-1)
+        if self.config.posterior_head == "mlp":
+            return diagonal_gaussian_head(combined, self.posterior_head)
+        return diagonal_gaussian_head(features, lambda h: self.write_code_head(h) + self.posterior_head(combined))
 
     def _write(self, features: Tensor, sample: bool) -> tuple[MatrixNormalState, Tensor, Tensor, Tensor]:
         """q(M|X) from features ``[B, T, C]`` at one sample (or the means) of y and the written z.
@@ -236,6 +252,31 @@ class KM(MemoryModel):
         cond = terms["reconstruction"] + terms["kl_z"] + terms["kl_y"]
         terms["kl_memory"] = (memory_kl / episode.shape[1]).unsqueeze(-1).expand_as(cond)
         return NegELBO(cond=cond, full=cond + terms["kl_memory"], terms=terms)
+
+    def log_importance_weights(self, episode: Tensor, samples: int) -> Tensor:
+        """``[B, 1, samples]``: ln p(X|Z) + ln p(Z|Y) + ln p(Y) − ln q(Y, Z | X) with M integrated out
+        exactly (p(Z|Y) is Gaussian, :func:`predictive_log_density`). Proposal: y_t ~ q(y|x_t), then
+        z_t ~ q(z|x_t, y_t, R̄) where R̄ is the memory written at the means (a function of X only).
+        """
+        features = self.encode(episode)
+        written = self._write(features, sample=False)[0].mean
+        key_mean, key_log_var = self.memory.key_posterior(features)
+        prior = self.memory.prior.state(episode.shape[0])
+        weights = []
+        for _ in range(samples):
+            keys = reparameterize(key_mean, key_log_var)
+            address = self.memory.weights(keys)
+            code_mean, code_log_var = self.code_posterior(features, address @ written)
+            codes = reparameterize(code_mean, code_log_var)
+            per_item = (
+                self.decode_items(self.decoder, codes).log_prob(episode)
+                + diagonal_gaussian_log_prob(keys)
+                - diagonal_gaussian_log_prob(keys, key_mean, key_log_var)
+                - diagonal_gaussian_log_prob(codes, code_mean, code_log_var)
+            )
+            log_codes = predictive_log_density(prior, address, codes, self.memory.noise_var)
+            weights.append(per_item.sum(-1) + log_codes)
+        return torch.stack(weights, -1).unsqueeze(1)
 
     def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
         """y ~ N(0, I) ``[B, n, S]``, z ~ N(R'ᵀAᵀf(y), σ_ξ² I), decode, then ``steps`` iterative reads."""

@@ -90,6 +90,7 @@ class MemoryModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     registry_name: ClassVar[str] = ""
     has_memory_prior: ClassVar[bool] = False  # defines p(M), so NELBO-full exists
+    has_likelihood_estimate: ClassVar[bool] = False  # implements log_importance_weights (a model of p(X))
     has_latent_memory: ClassVar[bool] = False  # self.memory writes/reads codes without the encoders
     supports_generation: ClassVar[bool] = True
     energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"
@@ -159,6 +160,15 @@ class MemoryModel(nn.Module):
         """Per-image negative ELBO ``[B, Tq]`` of ``queries`` (default: the episode) given the
         memory written from ``episode``; see :class:`NegELBO`."""
         raise NotImplementedError
+
+    def log_importance_weights(self, episode: Tensor, samples: int) -> Tensor:
+        """ln of ``samples`` importance weights p(X, latents)/q(latents | X) ``[B, G, samples]`` for
+        an unbiased estimate of p(X) of each episode ``[B, T, ...]``: ln p̂(X) = Σ_g logmeanexp_k.
+
+        G = T for a model whose items are independent (each item is estimated on its own), else 1.
+        Only for models with ``has_likelihood_estimate``: a generative model p(X) to estimate.
+        """
+        raise NotImplementedError(f"{self.registry_name or type(self).__name__} defines no likelihood p(X)")
 
     def sample(self, state: Any, n: int, steps: int = 0) -> Tensor:
         """``n`` images per episode ``[B, n, C, H, W]`` generated from the memory's prior over

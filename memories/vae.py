@@ -14,7 +14,12 @@ import torch
 from torch import Tensor
 
 from memorybench.memories import register_memory
-from memorybench.memories.kl import diagonal_gaussian_head, reparameterize, standard_normal_kl
+from memorybench.memories.kl import (
+    diagonal_gaussian_head,
+    diagonal_gaussian_log_prob,
+    reparameterize,
+    standard_normal_kl,
+)
 from memorybench.memories.likelihoods import Reconstruction
 from memorybench.memories.protocol import LossTerms, MemoryModel, ModelConfig, NegELBO
 
@@ -36,6 +41,7 @@ class VAE(MemoryModel):
     """Memoryless VAE baseline with the shared encoder/decoder (the empty-memory ablation)."""
 
     config_class = VAEConfig
+    has_likelihood_estimate = True
     energy_definition = "-ln p(x | z = mean of q(z|x)): the decoder's NLL at the posterior mean"
 
     def __init__(
@@ -67,6 +73,16 @@ class VAE(MemoryModel):
         """Reconstruct queries through the posterior mean code."""
         mean, _ = self.posterior(queries)
         return self.decode_items(self.decoder, mean)
+
+    def log_importance_weights(self, episode: Tensor, samples: int) -> Tensor:
+        """Per item (G = T): ln p(x|z) + ln N(z; 0, I) − ln q(z|x), z ~ q(z|x): ``[B, T, samples]``."""
+        mean, log_var = self.posterior(episode)
+        weights = []
+        for _ in range(samples):
+            z = reparameterize(mean, log_var)
+            log_joint = self.decode_items(self.decoder, z).log_prob(episode) + diagonal_gaussian_log_prob(z)
+            weights.append(log_joint - diagonal_gaussian_log_prob(z, mean, log_var))
+        return torch.stack(weights, -1)
 
     def neg_elbo(self, episode: Tensor, queries: Tensor | None = None) -> NegELBO:
         terms = self._terms(episode if queries is None else queries)

@@ -36,6 +36,7 @@ from memorybench.reports import benchmark_figures, figures, paper_tables
 from memorybench.reports.aggregate import aggregate, paired_differences
 from memorybench.reports.html import ReportContent, render_html, render_markdown
 from memorybench.reports.load import Results, load_results
+from memorybench.reports.ranking import bootstrap_ranks, ranking_table
 from memorybench.reports.reference import load_reference
 from memorybench.reports.tables import RENDERERS, Table
 from memorybench.runners.schema import atomic_write_bytes, atomic_write_text
@@ -140,6 +141,13 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     paired_table = _guarded("paired differences", failed, log, lambda: paper_tables.paired_table(paired))
     if isinstance(paired_table, Table):
         per_benchmark.append(paired_table)
+    ranks = _guarded("ranks", failed, log, lambda: bootstrap_ranks(results))
+    if isinstance(ranks, pd.DataFrame) and not ranks.empty:
+        atomic_write_text(out / "ranks.csv", ranks.to_csv(index=False))
+        written.append("ranks.csv")
+        rank_table = ranking_table(ranks)
+        if rank_table is not None:
+            per_benchmark.append(rank_table)
     reported = paper_tables.reported_tables(reference)
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)
@@ -160,6 +168,7 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
             "results.csv",
             "aggregated.csv",
             "paired_differences.csv",
+            *(["ranks.csv"] if "ranks.csv" in written else []),
             "runs.csv",
             *(["results.parquet"] if "results.parquet" in written else []),
             *(f"tables/{t.name}.{TABLE_EXTENSIONS[f]}" for t in all_tables for f in formats if f in TABLE_EXTENSIONS),

@@ -29,6 +29,9 @@ from memorybench.reports.tables import (
 METRIC_LABELS = {
     "nelbo_cond": "NELBO-cond",
     "nelbo_full": "NELBO-full",
+    "nelbo_heldout": "NELBO held-out queries",
+    "heldout_gap": "held-out − cond",
+    "nll_is": "−ln p(X)/T (IS)",
     "success_rate": "success rate",
     "hamming_final": "final Hamming error",
     "cosine_mean": "read-out cosine",

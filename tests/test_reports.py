@@ -649,7 +649,11 @@ def test_quick_suite_report_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     for model in ("vae", "gpm"):  # the reconstruction grid each ELBO run wrote and declared
         assert (out / "figures" / f"images_quick_elbo_digits_reconstructions_{model}.png").is_file()
     paired = pd.read_csv(out / "paired_differences.csv")
-    assert list(paired["ci_basis"]) == ["2 seeds"] and paired["n_pairs"].iloc[0] > 0
+    assert set(paired["metric"]) == {"nelbo_cond", "nelbo_heldout", "heldout_gap"}
+    assert set(paired["ci_basis"]) == {"2 seeds"} and (paired["n_pairs"] > 0).all()
+    ranks = pd.read_csv(out / "ranks.csv").set_index(["metric", "model"])
+    assert ranks.loc[("nelbo_cond", "vae"), "basis"].startswith("2 seeds")
+    assert sorted(ranks.loc["nelbo_cond", "rank"]) == [1, 2]
     assert "report of 4 runs (4 done)" in capsys.readouterr().out
 
 

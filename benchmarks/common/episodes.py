@@ -74,6 +74,30 @@ def fixed_class_episodes(
     return random_episodes(split, episode_length, count, torch.Generator().manual_seed(seed), classes_per_episode)
 
 
+def held_out_queries(split: ImageSplit, episodes: Tensor, count: int, seed: int, same_classes: bool = False) -> Tensor:
+    """``count`` items per episode that the episode does not hold: indices ``[E, count]``.
+
+    ``same_classes`` (needs labels) draws them from the classes the episode was drawn from (the
+    Kanerva Machine's held-out-character setting), else from the whole split; reproducible from
+    ``seed``. Raises :class:`EpisodeLengthError` when an episode has fewer candidates than ``count``.
+    """
+    n = len(split)
+    written = torch.zeros(len(episodes), n, dtype=torch.bool).scatter_(1, episodes, True)
+    allowed = ~written
+    where = "held-out queries"
+    if same_classes:
+        if split.labels is None:
+            raise EpisodeLengthError(f"{where} from the same classes need a dataset with labels; this split has none")
+        episode_labels = split.labels[episodes]  # [E, T]
+        allowed &= (split.labels.view(1, n, 1) == episode_labels.unsqueeze(1)).any(-1)
+        where = "held-out queries from the episode's classes"
+    fewest = int(allowed.sum(1).min())
+    if fewest < count:
+        raise EpisodeLengthError(f"{where}: an episode has {fewest} candidates, fewer than heldout_queries={count}")
+    keys = torch.rand(len(episodes), n, generator=torch.Generator().manual_seed(seed)).masked_fill(~allowed, -1.0)
+    return keys.topk(count, dim=1).indices
+
+
 def random_pixel_episodes(
     batch: int, length: int, image_shape: tuple[int, ...], binary: bool, generator: torch.Generator
 ) -> Tensor:
