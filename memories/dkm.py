@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -234,6 +234,10 @@ class DKM(CodeMemoryModel):
     config_class = DKMConfig
     has_memory_prior = True
     has_likelihood_estimate = True
+    search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "write_noise_std": {"log_uniform": [0.3, 1.0]},
+        "read_weight_std": {"log_uniform": [0.1, 1.0]},
+    }
     energy_definition = (
         "-ln p(x | R_Tᵀμ) + KL(N(μ, σ_w² I) ‖ p(w)) with μ the ridge weights of e(x): the single-item NELBO"
     )

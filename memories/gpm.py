@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -164,6 +164,10 @@ class GPM(CodeMemoryModel):
     """Generative Pseudo-Inverse Memory: pseudo-inverse write/read, fast and parallel over T."""
 
     config_class = GPMConfig
+    search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "write_noise_std": {"log_uniform": [0.1, 1.0]},
+        "read_weight_std": {"log_uniform": [0.1, 1.0]},
+    }
     energy_definition = "-ln p(x | W̄M) + ||e(x) - W̄M||² with W̄ = e(x)M⁺ (GPM §2.4)"
 
     def __init__(

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -251,6 +251,10 @@ class KanervaPP(MemoryModel):
 
     config: KanervaPPConfig
     config_class = KanervaPPConfig
+    search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "key_std_init": {"log_uniform": [0.03, 1.0]},
+        "scale_max": {"uniform": [0.2, 0.5]},
+    }
     energy_definition = "-ln p(x | z) at z = mean of p(z | M, y = mean of q(y|x)) (read_from='prior')"
 
     def __init__(

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -158,6 +158,10 @@ class KM(MemoryModel):
     has_memory_prior = True
     has_latent_memory = True
     has_likelihood_estimate = True
+    search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "write_noise_std": {"log_uniform": [0.3, 1.0]},
+        "prior_variance": {"log_uniform": [0.1, 1.0]},
+    }
     energy_definition = "-ln p(x | z) at z = mean of q(z | x, y = mean of q(y|x), M = R')"
 
     def __init__(

@@ -91,6 +91,9 @@ class MemoryModel(nn.Module):
     registry_name: ClassVar[str] = ""
     has_memory_prior: ClassVar[bool] = False  # defines p(M), so NELBO-full exists
     has_likelihood_estimate: ClassVar[bool] = False  # implements log_importance_weights (a model of p(X))
+    # What `memorybench tune` searches besides train.learning_rate: setting -> one dimension,
+    # {"log_uniform": [low, high]}, {"uniform": [low, high]} or {"choice": [...]}.
+    search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {}
     has_latent_memory: ClassVar[bool] = False  # self.memory writes/reads codes without the encoders
     supports_generation: ClassVar[bool] = True
     energy_definition: ClassVar[str] = "-ln p(x | read-out) of the decoder at the current query"

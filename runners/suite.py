@@ -29,6 +29,7 @@ from memorybench.benchmarks.common.trainer import TrainConfig
 from memorybench.memories.configuration import ConfigError, as_dict, from_mapping
 from memorybench.memories.registry import RegistryError, suggest
 from memorybench.runners.checks import check_benchmarks_fit, check_datasets, check_path_name, check_resources
+from memorybench.runners.tuning import parse_tune
 
 SUITE_KEYS = (
     "name",
@@ -42,6 +43,7 @@ SUITE_KEYS = (
     "benchmarks",
     "train",
     "resources",
+    "tune",
 )
 
 
@@ -272,6 +274,7 @@ def build_suite(raw: dict[str, Any], data_root: str | None = None, check_data: b
     description = _optional_string(raw, "description")
     note = _optional_string(raw, "note")
     resources = check_resources(raw.get("resources"))
+    parse_tune(raw.get("tune"))  # used by `memorybench tune` only; checked here so `run` rejects a bad one too
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"defaults: expected a mapping of model settings, got {defaults!r}")

@@ -6,4 +6,4 @@ standard library at import time: torch, the models and the benchmarks are import
 ``run`` by the commands that need them, so ``memorybench --help`` and ``list`` stay fast.
 """
 
-COMMANDS = ("list", "run", "evaluate", "status", "report", "merge", "validate", "new")
+COMMANDS = ("list", "run", "tune", "evaluate", "status", "report", "merge", "validate", "new")

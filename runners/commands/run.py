@@ -118,14 +118,20 @@ def _prepare(plan: Plan, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memorybench.runners.suite import load_suite
+
+    return execute_suite(select(load_suite(args.config, args.set, args.data_root), args.only), args)
+
+
+def execute_suite(suite: Suite, args: argparse.Namespace) -> int:
+    """Plan ``suite`` under ``args.out``, print the plan line, and hand the runs to the ``--runner``
+    backend (``--dry-run``: print what would run and stop). Returns the backend's exit status."""
     from memorybench.memories.configuration import ConfigError
     from memorybench.runners.backends.base import Plan
     from memorybench.runners.dispatch import plan_runs
     from memorybench.runners.schema import suite_dir as make_suite_dir
     from memorybench.runners.status import settle
-    from memorybench.runners.suite import load_suite
 
-    suite = select(load_suite(args.config, args.set, args.data_root), args.only)
     out = Path(args.out)
     check_writable(out)
     backend = choose_backend(args, suite.resources)
