@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint slurm-up clean
+.PHONY: demo test test-all lint slurm-up reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ test: lint
 # Everything, including slow tests and (when a SLURM cluster is up) the SLURM tests.
 test-all: lint
 	$(BIN)/pytest -q -m "not gpu"
+
+# The reference study (docs/results/README.md): both suites of configs/reproduce/ on two local
+# workers (about two hours on 2 CPU cores), then the report into docs/results/.
+#   make reproduce DATA=DIR     (DIR holds binarized_mnist/ and omniglot/; default: $$MEMORYBENCH_DATA or ./data)
+DATA ?=
+REPRODUCE_OUT ?= results/reproduce
+reproduce: $(STAMP)
+	$(BIN)/memorybench run configs/reproduce/mnist.yaml $(if $(DATA),--data-root $(DATA) )--out $(REPRODUCE_OUT) --runner local --workers 2
+	$(BIN)/memorybench run configs/reproduce/omniglot.yaml $(if $(DATA),--data-root $(DATA) )--out $(REPRODUCE_OUT) --runner local --workers 2
+	$(BIN)/memorybench report $(REPRODUCE_OUT) --out docs/results
 
 # A one-node SLURM cluster on this machine (Debian/Ubuntu, as root), for trying --runner slurm.
 slurm-up:

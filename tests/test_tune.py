@@ -78,6 +78,16 @@ def test_a_bad_tune_section_is_one_line_and_exit_2(tmp_path, capsys, tune, messa
     assert not (tmp_path / "out").exists()
 
 
+def test_tune_space_names_settings_and_memories_of_the_suite(tmp_path, capsys):
+    bad_key = write_suite(tmp_path, tune={"space": {"gpm": {"write_noise": {"uniform": [0.1, 0.5]}}}})
+    assert main(["tune", str(bad_key), "--out", str(tmp_path / "out")]) == 2
+    assert "write_noise" in capsys.readouterr().err
+    bad_label = write_suite(tmp_path, tune={"space": {"km": {"write_noise_std": {"uniform": [0.1, 0.5]}}}})
+    assert main(["tune", str(bad_label), "--out", str(tmp_path / "out")]) == 2
+    assert "tune.space.km: not a memory of the suite; memories: gpm, vae" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_tune_searches_records_and_runs_the_suite_at_the_chosen_settings(tmp_path, capsys):
     suite, out = write_suite(tmp_path), tmp_path / "out"
     assert main(["tune", str(suite), "--out", str(out), "--no-progress"]) == 0

@@ -49,15 +49,15 @@ def run(args: argparse.Namespace) -> int:
     labels = sorted({spec.memory for spec in run_command.select(base, args.only).runs}, key=list(raw["memories"]).index)
     datasets = list(dict.fromkeys(spec.dataset for spec in base.runs))
 
+    stray = [label for label in tune.space if label not in raw["memories"]]
+    if stray:
+        raise ConfigError(f"tune.space.{stray[0]}: not a memory of the suite; memories: {', '.join(raw['memories'])}")
     trials: list[tuning.Trial] = []
     search_runs: list[tuple[tuning.Trial, RunSpec]] = []
     for label in labels:
         settings = raw["memories"][label] or {}
         declared = memories.MEMORIES.get(settings.get("memory", label)).search_space
         space = tuning.search_space(label, declared, tune)
-        unknown = [key for key in tune.space.get(label, {}) if key not in space]
-        if unknown:
-            raise ConfigError(f"tune.space.{label}: unknown setting {unknown[0]!r}")
         for trial in tuning.trials_for(label, space, tune):
             trials.append(trial)
             suite = build_suite(tuning.search_suite(raw, trial, tune), args.data_root, check_data=False)
