@@ -212,6 +212,8 @@ def check_edge_sizes(name: str, settings: Mapping[str, Any] | None = None) -> No
 
 
 def check_backward(name: str, settings: Mapping[str, Any] | None = None) -> None:
+    """Every parameter gets a finite gradient, non-zero at the first step or, for a branch behind a
+    zero-initialised layer (a residual correction that starts at zero), after one SGD step."""
     model = build(name, settings=settings).train()
     model.loss(episode()).total.backward()
     missing = [
@@ -220,8 +222,13 @@ def check_backward(name: str, settings: Mapping[str, Any] | None = None) -> None
         if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
     ]
     require(not missing, f"no finite gradient reaches: {', '.join(missing)}")
-    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and not p.grad.any()]
-    require(not zero, f"the gradient is exactly zero for: {', '.join(zero)}")
+    zero = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and not p.grad.any()}
+    if zero:
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+        model.zero_grad()
+        model.loss(episode()).total.backward()
+        zero = {n for n, p in model.named_parameters() if n in zero and (p.grad is None or not p.grad.any())}
+    require(not zero, f"the gradient is exactly zero for: {', '.join(sorted(zero))}")
 
 
 def check_determinism(name: str, settings: Mapping[str, Any] | None = None) -> None:
