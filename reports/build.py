@@ -39,6 +39,7 @@ from memorybench.reports.load import Results, load_results
 from memorybench.reports.ranking import bootstrap_ranks, ranking_table
 from memorybench.reports.reference import load_reference
 from memorybench.reports.tables import RENDERERS, Table
+from memorybench.reports.tuning import tuning_table
 from memorybench.runners.schema import atomic_write_bytes, atomic_write_text
 
 FORMATS = ("md", "html", "latex", "csv")
@@ -141,6 +142,9 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     paired_table = _guarded("paired differences", failed, log, lambda: paper_tables.paired_table(paired))
     if isinstance(paired_table, Table):
         per_benchmark.append(paired_table)
+    tuned = _guarded("tuning", failed, log, lambda: tuning_table(results))
+    if isinstance(tuned, Table):
+        per_benchmark.append(tuned)
     ranks = _guarded("ranks", failed, log, lambda: bootstrap_ranks(results))
     if isinstance(ranks, pd.DataFrame) and not ranks.empty:
         atomic_write_text(out / "ranks.csv", ranks.to_csv(index=False))

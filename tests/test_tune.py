@@ -115,3 +115,6 @@ def test_tune_searches_records_and_runs_the_suite_at_the_chosen_settings(tmp_pat
     assert main(["tune", str(suite), "--out", str(out), "--no-progress"]) == 0  # resumes: nothing to do
     again = capsys.readouterr().out
     assert "start 0, resume 0, retry 0, skip 6 done" in again and "start 0, resume 0, retry 0, skip 4 done" in again
+    assert main(["report", str(out / "tt"), "--out", str(tmp_path / "report"), "--format", "csv,md"]) == 0
+    tuning = (tmp_path / "report" / "tables" / "tuning.csv").read_text()
+    assert all(f"tt,digits,{choice['memory']}" in tuning for choice in record["chosen"])
