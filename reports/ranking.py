@@ -18,7 +18,7 @@ import pandas as pd
 from memorybench.reports.aggregate import episode_tables
 from memorybench.reports.load import Results
 from memorybench.reports.paper_tables import metric_label
-from memorybench.reports.tables import Cell, Column, Table
+from memorybench.reports.tables import Cell, Table, listing_table
 
 # Per-unit columns worth ranking, and whether higher is better (the rest are terms and diagnostics).
 RANKED: dict[str, bool] = {
@@ -109,20 +109,18 @@ def ranking_table(ranks: pd.DataFrame) -> Table | None:
     """The rank table of the report: per metric, each model's mean, rank and 95 % rank interval."""
     if ranks.empty:
         return None
-    table = Table(
-        name="ranks",
-        title="Ranks with their uncertainty (paired bootstrap over shared test episodes and seeds)",
-        index=["suite", "dataset", "metric", "model"],
-        show_n=False,
-        show_ci=False,
+    table = listing_table(
+        "ranks",
+        "Ranks with their uncertainty (paired bootstrap over shared test episodes and seeds)",
+        ["suite", "dataset", "metric", "model"],
+        [
+            ("mean", "mean", ""),
+            ("rank", "rank", ""),
+            ("interval", "95 % rank interval", ""),
+            ("p_best", "P(best)", "%"),
+            ("tied", "tied for first", ""),
+        ],
     )
-    table.columns = [
-        Column("mean", "mean", "", None),
-        Column("rank", "rank", "", None),
-        Column("interval", "95 % rank interval", "", None),
-        Column("p_best", "P(best)", "%", None),
-        Column("tied", "tied for first", "", None),
-    ]
     for item in ranks.sort_values(["suite", "dataset", "metric", "rank", "model"]).itertuples(index=False):
         row = (item.suite, item.dataset, metric_label(item.metric), item.model)
         table.rows.append(row)

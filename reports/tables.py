@@ -82,6 +82,14 @@ class Table:
         return not self.rows or not self.columns
 
 
+def listing_table(name: str, title: str, index: list[str], columns: list[tuple[str, str, str]]) -> Table:
+    """A table of computed values with no seed count and no CI columns: ``columns`` are
+    (key, header, unit) without a direction (nothing marked best)."""
+    table = Table(name=name, title=title, index=index, show_n=False, show_ci=False)
+    table.columns = [Column(key, header, unit, None) for key, header, unit in columns]
+    return table
+
+
 def drop_empty_reference_columns(table: Table) -> Table:
     """Remove reported columns with no value in any row (e.g. a dataset the papers did not report)."""
     table.columns = [

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from memorybench.reports.load import Results
-from memorybench.reports.tables import Cell, Column, Table
+from memorybench.reports.tables import Cell, Table, listing_table
 from memorybench.runners.schema import read_json
 
 TUNE_FILE = "tune.json"
@@ -16,20 +16,18 @@ TUNE_FILE = "tune.json"
 def tuning_table(results: Results) -> Table | None:
     """One row per (suite, memory, dataset) that was tuned: the chosen trial, its values and its
     validation score beside trial 0's (the suite's own settings); None when nothing was tuned."""
-    table = Table(
-        name="tuning",
-        title="Tuning: the setting chosen per memory (random search on the validation split)",
-        index=["suite", "dataset", "memory"],
-        show_n=False,
-        show_ci=False,
+    table = listing_table(
+        "tuning",
+        "Tuning: the setting chosen per memory (random search on the validation split)",
+        ["suite", "dataset", "memory"],
+        [
+            ("trials", "trials", ""),
+            ("chosen", "chosen trial", ""),
+            ("values", "chosen values", ""),
+            ("score", "validation score", ""),
+            ("default", "suite settings' score", ""),
+        ],
     )
-    table.columns = [
-        Column("trials", "trials", "", None),
-        Column("chosen", "chosen trial", "", None),
-        Column("values", "chosen values", "", None),
-        Column("score", "validation score", "", None),
-        Column("default", "suite settings' score", "", None),
-    ]
     suite_dirs = sorted({Path(path).parent for path in results.runs["path"]})
     for suite_dir in suite_dirs:
         record = read_json(suite_dir / TUNE_FILE)
