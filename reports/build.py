@@ -146,7 +146,9 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     if isinstance(tuned, Table):
         per_benchmark.append(tuned)
     ranks = _guarded("ranks", failed, log, lambda: bootstrap_ranks(results))
-    if isinstance(ranks, pd.DataFrame) and not ranks.empty:
+    if not isinstance(ranks, pd.DataFrame):
+        ranks = pd.DataFrame()
+    if not ranks.empty:
         atomic_write_text(out / "ranks.csv", ranks.to_csv(index=False))
         written.append("ranks.csv")
         rank_table = ranking_table(ranks)
@@ -156,7 +158,7 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)
 
-    made = _draw_figures(results, paired, figures_dir, failed, log)
+    made = _draw_figures(results, paired, ranks, figures_dir, failed, log)
     skipped = list(failed)
     content = ReportContent(
         title="memorybench report: " + ", ".join(sorted(set(results.runs["suite"]))),
@@ -253,7 +255,7 @@ def _write_tables(tables: list[Table], folder: Path, formats: list[str]) -> None
 
 
 def _draw_figures(
-    results: Results, paired: pd.DataFrame, folder: Path, failed: list[str], log: list[str]
+    results: Results, paired: pd.DataFrame, ranks: pd.DataFrame, folder: Path, failed: list[str], log: list[str]
 ) -> list[figures.Figure]:
     """Every figure function in turn; one that raises is noted in ``failed``, never fatal."""
     made: list[figures.Figure] = []
@@ -261,6 +263,7 @@ def _draw_figures(
         ("training curves", lambda: figures.training_curves(results, folder)),
         ("ELBO", lambda: figures.elbo_points(results, folder)),
         ("paired differences", lambda: figures.paired_forest(paired, folder)),
+        ("rank intervals", lambda: figures.rank_intervals(ranks, folder)),
         *((name, (lambda f=function: f(results, folder))) for name, function in benchmark_figures.FIGURES),
     ]
     for name, job in jobs:

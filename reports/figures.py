@@ -287,6 +287,39 @@ def paired_forest(paired: pd.DataFrame, out: Path) -> list[Figure]:
     return [Figure("paired_differences", "Paired differences", caption, "Paired comparisons")]
 
 
+def rank_intervals(ranks: pd.DataFrame, out: Path) -> list[Figure]:
+    """Each model's rank (dot) and 95 % bootstrap rank interval (bar) per score, one panel per
+    (suite, dataset, benchmark, metric); models tied for first in black, the rest in grey."""
+    if ranks.empty:
+        return []
+    groups = list(ranks.groupby(["suite", "dataset", "benchmark", "metric"], sort=True))
+    columns = min(3, len(groups))
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 0.6 + 2.4 * rows), squeeze=False, layout="constrained"
+    )
+    for ax, ((suite, dataset, _, metric), part) in zip(axes.flat, groups):
+        part = part.sort_values(["rank", "model"]).reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        colours = ["black" if tied else "grey" for tied in part["tied_for_first"]]
+        ax.hlines(y, part["rank_low"], part["rank_high"], colors=colours, lw=3)
+        ax.scatter(part["rank"], y, color=colours, zorder=3)
+        ax.set_yticks(y, part["model"], fontsize=8)
+        ax.set_xticks(range(1, len(part) + 1))
+        ax.set_xlim(0.5, len(part) + 0.5)
+        ax.set_title(f"{suite} · {dataset}: {metric_label(metric)}", fontsize=8)
+        ax.set_xlabel("rank (1 = best)", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
+    save(fig, out, "rank_intervals")
+    caption = (
+        "Rank (dot) and 95 % rank interval (bar) from a paired bootstrap over shared test episodes and seeds; "
+        "black: statistically tied for first."
+    )
+    return [Figure("rank_intervals", "Ranks with their uncertainty", caption, "Paired comparisons")]
+
+
 def _only_noise(part: pd.DataFrame) -> bool:
     """Every difference of the panel is smaller than its standard error (and each has one); the
     standard error is the CI's half-width over Student's t of the CI's basis (seeds, else pairs)."""
