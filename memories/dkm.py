@@ -300,6 +300,16 @@ class DKM(CodeMemoryModel):
             weights.append(per_item.sum(-1) + log_memory)
         return torch.stack(weights, -1).unsqueeze(1)
 
+    @property
+    def bound_caveat(self) -> str | None:
+        if self.config.sample_memory:
+            return None
+        return (
+            "sample_memory: false decodes every item from the mean memory R_T instead of averaging over q(M), so "
+            "the reconstruction term is not a Monte-Carlo estimate of the bound's expectation and nelbo_full is not "
+            "guaranteed to bound -ln p(X)/T (nll_is samples M; docs/models/dkm.md)"
+        )
+
     def sample(self, state: MatrixNormalState, n: int, steps: int = 0) -> Tensor:
         """w ~ N(0, σ_0² I) ``[B, n, K]``, z = R_Tᵀw, decode, then ``steps`` iterative reads."""
         mean = state.mean

@@ -213,3 +213,12 @@ def test_moment_matched_training_lowers_the_weight_kl_at_equal_reconstruction():
 def test_invalid_config_is_refused(settings):
     with pytest.raises(memories.ConfigError):
         memories.create("dkm", **settings)
+
+
+def test_nelbo_full_is_flagged_unless_the_memory_is_sampled():
+    """Decoding from the mean memory is not an estimate of the bound's expectation over q(M)."""
+    mean_memory = memories.create("dkm", image_shape=(1, 8, 8), code_size=4, memory_size=3, network="mlp")
+    sampled = memories.create(
+        "dkm", image_shape=(1, 8, 8), code_size=4, memory_size=3, network="mlp", sample_memory=True
+    )
+    assert "sample_memory: false" in str(mean_memory.bound_caveat) and sampled.bound_caveat is None
