@@ -45,7 +45,7 @@ REPRODUCE_OUT ?= results/reproduce
 reproduce: $(STAMP)
 	$(BIN)/memorybench run configs/reproduce/mnist.yaml $(if $(DATA),--data-root $(DATA) )--out $(REPRODUCE_OUT) --runner local --workers 2
 	$(BIN)/memorybench run configs/reproduce/omniglot.yaml $(if $(DATA),--data-root $(DATA) )--out $(REPRODUCE_OUT) --runner local --workers 2
-	$(BIN)/memorybench report $(REPRODUCE_OUT) --out docs/results
+	$(BIN)/memorybench report $(REPRODUCE_OUT) --out docs/results --format md,latex,csv
 
 # A one-node SLURM cluster on this machine (Debian/Ubuntu, as root), for trying --runner slurm.
 slurm-up:
