@@ -147,11 +147,12 @@ def with_values(raw: Mapping[str, Any], label: str, values: Mapping[str, Any], n
     return suite
 
 
-def search_suite(raw: Mapping[str, Any], trial: Trial, tune: TuneConfig) -> dict[str, Any]:
-    """The suite mapping of a trial: its memory on every dataset, trained with the suite's first
+def search_suite(raw: Mapping[str, Any], trial: Trial, tune: TuneConfig, datasets: list[str]) -> dict[str, Any]:
+    """The suite mapping of a trial: its memory on ``datasets``, trained with the suite's first
     seed and scored by the ELBO benchmark on the validation split."""
     suite = with_values(raw, trial.label, trial.values, trial.name)
     suite["name"] = f"{raw['name']}-tune"
+    suite["datasets"] = dataset_entries(raw, datasets)
     seeds = raw.get("seeds", [0])
     suite["seeds"] = [seeds[0] if isinstance(seeds, list) and seeds else seeds]
     suite["benchmarks"] = {
@@ -166,12 +167,14 @@ def final_suite(raw: Mapping[str, Any], label: str, dataset: str, trial: Trial) 
     """The suite mapping of ``label`` on ``dataset`` at the chosen trial's values, every benchmark
     and seed of the suite, under the memory's own label."""
     suite = with_values(raw, label, trial.values, label)
-    suite["datasets"] = (
-        {dataset: (raw.get("datasets") or {}).get(dataset) or {}}
-        if isinstance(raw.get("datasets"), Mapping)
-        else {dataset: {}}
-    )
+    suite["datasets"] = dataset_entries(raw, [dataset])
     return suite
+
+
+def dataset_entries(raw: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """The suite's settings of datasets ``names`` (a list-form ``datasets:`` has none)."""
+    datasets = raw.get("datasets")
+    return {name: (datasets.get(name) or {}) if isinstance(datasets, Mapping) else {} for name in names}
 
 
 def best(trials: list[Trial], scores: Mapping[str, float | None]) -> Trial:

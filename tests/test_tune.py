@@ -78,6 +78,14 @@ def test_a_bad_tune_section_is_one_line_and_exit_2(tmp_path, capsys, tune, messa
     assert not (tmp_path / "out").exists()
 
 
+def test_tune_accepts_a_list_of_memories_and_only_searches_what_only_selects(tmp_path, capsys):
+    suite, out = write_suite(tmp_path, memories=["vae", "gpm"], tune={"trials": 2, "episodes": 2}), tmp_path / "out"
+    assert main(["tune", str(suite), "--out", str(out), "--no-progress", "--only", "memory=vae", "--search-only"]) == 0
+    record = json.loads((out / "tt" / "tune.json").read_text())
+    assert {t["memory"] for t in record["trials"]} == {"vae"} and len(record["trials"]) == 2
+    assert not (out / "tt").joinpath("summary.csv").exists()  # --search-only: no final runs
+
+
 def test_tune_space_names_settings_and_memories_of_the_suite(tmp_path, capsys):
     bad_key = write_suite(tmp_path, tune={"space": {"gpm": {"write_noise": {"uniform": [0.1, 0.5]}}}})
     assert main(["tune", str(bad_key), "--out", str(tmp_path / "out")]) == 2

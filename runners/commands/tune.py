@@ -46,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
     raw = apply_overrides(load_yaml(args.config), args.set)
     base = build_suite(raw, args.data_root)  # the whole suite, checked before any work
     tune = tuning.parse_tune(raw.get("tune"), args.trials, args.tune_seed)
-    labels = sorted({spec.memory for spec in run_command.select(base, args.only).runs}, key=list(raw["memories"]).index)
-    datasets = list(dict.fromkeys(spec.dataset for spec in base.runs))
+    if isinstance(raw["memories"], list):  # `memories: [vae, gpm]`: names with default settings
+        raw["memories"] = {name: {} for name in raw["memories"]}
+    selected = run_command.select(base, args.only).runs
+    labels = sorted({spec.memory for spec in selected}, key=list(raw["memories"]).index)
+    datasets = list(dict.fromkeys(spec.dataset for spec in selected))
 
     stray = [label for label in tune.space if label not in raw["memories"]]
     if stray:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         space = tuning.search_space(label, declared, tune)
         for trial in tuning.trials_for(label, space, tune):
             trials.append(trial)
-            suite = build_suite(tuning.search_suite(raw, trial, tune), args.data_root, check_data=False)
+            suite = build_suite(tuning.search_suite(raw, trial, tune, datasets), args.data_root, check_data=False)
             search_runs.extend((trial, spec) for spec in suite.runs)
     search = Suite(
         name=f"{base.name}-tune",
