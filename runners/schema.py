@@ -37,6 +37,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,23 @@ def lock_held(run_dir: Path) -> bool | None:
         return False
 
 
+UNLOCKED_WRITES = ("status.json",)  # written by planners without the run's lock
+STALE_AFTER_S = 600.0  # an atomic write takes milliseconds: a temporary this old has no writer
+
+
+def remove_stale_temporaries(directory: Path, unlocked: tuple[str, ...] = ()) -> None:
+    """Delete the temporaries of atomic writes that a killed writer left in ``directory``.
+
+    Call it holding the directory's lock: every writer that takes the lock is then dead. A
+    temporary of a file in ``unlocked`` (written without the lock) goes only when it is stale.
+    """
+    for temp in Path(directory).glob(".*.tmp"):
+        target = temp.name[1:].rsplit(".", 2)[0]
+        with contextlib.suppress(OSError):
+            if target not in unlocked or time.time() - temp.stat().st_mtime > STALE_AFTER_S:
+                temp.unlink()
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run's exclusive lock (``flock`` on ``RUN_DIR/.lock``) without waiting.
@@ -146,6 +164,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunBusyError(f"{Path(run_dir).name} is being run by another process") from None
+        remove_stale_temporaries(Path(run_dir), UNLOCKED_WRITES)
         try:
             yield
         finally:

@@ -57,6 +57,7 @@ from memorybench.runners.schema import (
     is_storage_error,
     now,
     read_json,
+    remove_stale_temporaries,
 )
 from memorybench.runners.suite import RunSpec
 
@@ -146,6 +147,7 @@ def exclusive(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOCK_FILE, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        remove_stale_temporaries(directory)  # only lock holders write here: any temporary is a dead writer's
         try:
             yield
         finally:

@@ -524,3 +524,16 @@ def test_a_real_full_disk_on_a_small_tmpfs(tmp_path: Path, capsys: pytest.Captur
         assert leftovers(out) == []
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_taking_a_lock_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    from memorybench.runners.schema import STALE_AFTER_S, run_lock
+
+    dead = tmp_path / ".result.json.k1ll3d.tmp"
+    fresh_status = tmp_path / ".status.json.w0rk1n.tmp"  # a planner may be writing it without the lock
+    old_status = tmp_path / ".status.json.0ld0ne.tmp"
+    for path in (dead, fresh_status, old_status):
+        path.write_text("{")
+    os.utime(old_status, (time.time() - 2 * STALE_AFTER_S,) * 2)
+    with run_lock(tmp_path):
+        assert not dead.exists() and fresh_status.exists() and not old_status.exists()
