@@ -68,6 +68,7 @@ RUN_COLUMNS = [
     "seed",
     "status",
     "reason",
+    "caveat",  # why the run's NELBO is not a valid bound (the result's protocol; empty when it is)
     "run_id",
     "variant",
     "current",
@@ -85,6 +86,13 @@ TAG_PREFIX = "tag_"
 # Fields of spec.json / result.json that are meant to be lists or mappings (any other field of such a type is damage).
 NESTED = {"environment", "config", "metrics", "measurements", "figures", "protocol", "files"}
 NESTED |= {"memory_config", "dataset_config", "benchmark_config", "train_config"}
+
+
+def _caveat(payload: dict[str, Any]) -> str:
+    protocol = payload.get("protocol")
+    if isinstance(protocol, dict) and protocol.get("nelbo_valid_bound") is False:
+        return str(protocol.get("caveat") or "not a valid bound")
+    return ""
 
 
 class ResultsError(Exception):
@@ -194,6 +202,7 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "seed": source.get("seed"),
         "status": state,
         "reason": reason,
+        "caveat": _caveat(payload or {}),
         "run_id": source.get("run_id") or run_dir.name,
         "variant": variant_of(source),
         "git_commit": source.get("git_commit"),

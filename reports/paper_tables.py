@@ -137,7 +137,11 @@ def nelbo_table(
         show_ci=False,
     )
     models = runs[["suite", "model", "memory_class"]].drop_duplicates().sort_values(["suite", "model"])
-    rows = {(_row_label(m.suite, m.model, many_suites),): m for m in models.itertuples(index=False)}
+    caveats = runs[runs["caveat"].fillna("") != ""].groupby(["suite", "model"])["caveat"].first().to_dict()
+    rows = {
+        (_row_label(m.suite, m.model, many_suites) + (" †" if (m.suite, m.model) in caveats else ""),): m
+        for m in models.itertuples(index=False)
+    }
     table.rows = list(rows)
     sources = set()
     for dataset in [d for d in datasets if d in set(runs["dataset"])]:
@@ -160,6 +164,7 @@ def nelbo_table(
                 found = found[found["suite"] == model.suite]
                 if len(found):
                     table.cells[(row, key)] = _stats_cell(found.iloc[0])
+                    table.cells[(row, key)].unranked = (model.suite, model.model) in caveats
                 else:
                     here = runs[
                         (runs["suite"] == model.suite) & (runs["model"] == model.model) & (runs["dataset"] == dataset)
@@ -184,6 +189,11 @@ def nelbo_table(
                     table.cells[(row, ref_key)] = Cell(text=MISSING)
             if unit and ref_unit != unit:
                 table.notes.append(f"{group}: measured in {unit}, reported in {ref_unit}")
+    table.notes += [
+        f"† {label[0].removesuffix(' †')}: not a valid bound, never marked best — {caveats[(m.suite, m.model)]}"
+        for label, m in rows.items()
+        if (m.suite, m.model) in caveats
+    ]
     table.notes += [
         "NELBO-cond: memory written from the scored episode, local KLs only; NELBO-full adds KL(q(M)‖p(M))/T "
         "(models with a memory prior only, n/a otherwise). The two are never averaged or mixed.",

@@ -32,6 +32,7 @@ class Cell:
     text: str = ""
     approx: bool = False
     best: bool = False
+    unranked: bool = False  # shown but never marked best (e.g. a number that is not a valid bound)
 
     @property
     def has_value(self) -> bool:
@@ -120,7 +121,7 @@ def mark_best(table: Table) -> Table:
 
 
 def _mark(cells: list[Cell | None], column: Column) -> None:
-    values = [c for c in cells if c is not None and c.has_value]
+    values = [c for c in cells if c is not None and c.has_value and not c.unranked]
     if len(values) < 2 or len({c.mean for c in values}) == 1:
         return  # a single entry, or all entries equal: nothing is "best"
     best = max(c.mean for c in values) if column.higher_is_better else min(c.mean for c in values)

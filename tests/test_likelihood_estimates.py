@@ -153,3 +153,16 @@ def test_elbo_benchmark_reports_held_out_and_importance_scores(tmp_path):
     assert {"nelbo_cond", "nelbo_heldout", "nll_is"} <= set(ranks["metric"])
     assert set(ranks.loc[ranks["metric"] == "nll_is", "model"]) == {"vae", "km"}
     assert (ranks["rank_low"] <= ranks["rank"]).all() and (ranks["rank"] <= ranks["rank_high"]).all()
+
+
+def test_table1_labels_a_number_that_is_not_a_bound_and_never_marks_it_best(tmp_path):
+    from memorybench.runners.cli import main
+
+    run_elbo(tmp_path / "runs", ["vae", "dkm"], heldout_queries=0)  # DKM's default reads the mean memory
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--format", "csv,md"]) == 0
+    table = (tmp_path / "report" / "tables" / "table1_nelbo.csv").read_text().splitlines()
+    dkm = next(line for line in table if line.startswith("dkm †,"))
+    header = table[0].split(",")
+    best = [i for i, name in enumerate(header) if name.endswith("NELBO-cond [nats/image] | best")]
+    assert best and dkm.split(",")[best[0]] == "False"
+    assert "† dkm: not a valid bound" in (tmp_path / "report" / "report.md").read_text()
