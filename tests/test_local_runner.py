@@ -147,6 +147,9 @@ def test_killed_worker_is_recorded_interrupted_and_the_pool_continues(tmp_path: 
 
 
 def test_interrupting_the_pool_stops_workers_and_leaves_runs_resumable(tmp_path: Path) -> None:
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # then interrupt_main() does nothing: give this test the Ctrl-C a terminal user has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     runs = fake_runs(tmp_path, 3)
 
     def interrupt() -> None:
@@ -156,8 +159,11 @@ def test_interrupting_the_pool_stops_workers_and_leaves_runs_resumable(tmp_path:
         _thread.interrupt_main()
 
     threading.Thread(target=interrupt).start()
-    with pytest.raises(KeyboardInterrupt):
-        LocalPool([None, None], command=fake_command(default=60.0), echo=lambda line: None).run(runs)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LocalPool([None, None], command=fake_command(default=60.0), echo=lambda line: None).run(runs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for run in runs:
         status = json.loads((run.run_dir / "status.json").read_text())
         assert status["state"] == "pending" and not (run.run_dir / "result.json").exists()
