@@ -135,7 +135,7 @@ def lock_held(run_dir: Path) -> bool | None:
         return False
 
 
-UNLOCKED_WRITES = ("status.json",)  # written by planners without the run's lock
+UNLOCKED_WRITES = ("status.json", "spec.json")  # written by planners without the run's lock
 STALE_AFTER_S = 600.0  # an atomic write takes milliseconds: a temporary this old has no writer
 
 

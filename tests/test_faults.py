@@ -531,9 +531,10 @@ def test_taking_a_lock_removes_what_a_killed_writer_left(tmp_path: Path) -> None
 
     dead = tmp_path / ".result.json.k1ll3d.tmp"
     fresh_status = tmp_path / ".status.json.w0rk1n.tmp"  # a planner may be writing it without the lock
+    fresh_spec = tmp_path / ".spec.json.pl4nn3.tmp"  # so may another process preparing the run
     old_status = tmp_path / ".status.json.0ld0ne.tmp"
-    for path in (dead, fresh_status, old_status):
+    for path in (dead, fresh_status, fresh_spec, old_status):
         path.write_text("{")
     os.utime(old_status, (time.time() - 2 * STALE_AFTER_S,) * 2)
     with run_lock(tmp_path):
-        assert not dead.exists() and fresh_status.exists() and not old_status.exists()
+        assert not dead.exists() and fresh_status.exists() and fresh_spec.exists() and not old_status.exists()
