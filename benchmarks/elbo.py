@@ -31,6 +31,7 @@ that declares a ``bound_caveat`` gets ``nelbo_valid_bound: false`` and the cavea
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -223,9 +224,8 @@ class ELBOBenchmark(Benchmark):
 
         Runs on a forked random stream, so the episode's own scores are the same with or without it.
         """
-        devices = [images.device.index or 0] if images.device.type == "cuda" else []
         heldout = torch.zeros(len(images), dtype=torch.float64)
-        with torch.random.fork_rng(devices=devices):
+        with forked_random_stream(images.device):
             for _ in range(self.config.samples):
                 heldout += model.neg_elbo(images, queries).cond.mean(dim=1).double().cpu() / self.config.samples
         return {"nelbo_heldout": heldout}
@@ -234,8 +234,7 @@ class ELBOBenchmark(Benchmark):
         """``nll_is`` = −ln p̂(X)/T per episode ``[B]`` from ``importance_samples`` importance
         weights, and the effective sample fraction ESS/k of the weights (averaged over groups)."""
         samples = self.config.importance_samples
-        devices = [images.device.index or 0] if images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with forked_random_stream(images.device):
             log_weights = model.log_importance_weights(images, samples).double().cpu()  # [B, G, k]
         total = torch.logsumexp(log_weights, -1)
         estimate = (total - math.log(samples)).sum(-1)
@@ -255,6 +254,12 @@ class ELBOBenchmark(Benchmark):
             title=f"{model.registry_name}: data over read-out",
             row_labels=[f"{label} {e}" for e in range(len(episodes)) for label in ("data", "read-out")],
         )
+
+
+def forked_random_stream(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """Draw from a copy of torch's random state (CPU, and ``device`` when it is a GPU), restored on
+    exit: extra scores computed inside leave every other number of the run unchanged."""
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
 
 
 def importance_meaning(model: MemoryModel, config: ELBOConfig) -> str:

@@ -285,16 +285,15 @@ class DKM(CodeMemoryModel):
         codes = self.encode(episode)
         state = self.memory.write(codes)
         prior = self.memory.prior.state(episode.shape[0])
-        memory_module = self.memory
         weights = []
         for _ in range(samples):
             memory = sample_matrix_normal(state)
-            mean_weights = memory_module.address(codes, memory)
-            read_weights = memory_module.sample_weights(mean_weights)
+            mean_weights = self.memory.address(codes, memory)
+            read_weights = self.memory.sample_weights(mean_weights)
             per_item = (
                 self.decode_items(self.decoder, read_weights @ memory).log_prob(episode)
-                + diagonal_gaussian_log_prob(read_weights, 0.0, memory_module.log_weight_prior_var)
-                - diagonal_gaussian_log_prob(read_weights, mean_weights, memory_module.log_weight_var)
+                + diagonal_gaussian_log_prob(read_weights, 0.0, self.memory.log_weight_prior_var)
+                - diagonal_gaussian_log_prob(read_weights, mean_weights, self.memory.log_weight_var)
             )
             log_memory = matrix_normal_log_density(memory, prior) - matrix_normal_log_density(memory, state)
             weights.append(per_item.sum(-1) + log_memory)

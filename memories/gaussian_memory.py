@@ -180,13 +180,7 @@ def sample_matrix_normal(state: MatrixNormalState, generator: torch.Generator | 
 
 def matrix_normal_log_density(memory: Tensor, state: MatrixNormalState) -> Tensor:
     """ln MN(M; R, U, I_C) ``[B]`` of memories ``[B, K, C]`` (Cholesky of U)."""
-    memory_size, code_size = state.mean.shape[-2:]
-    factor = cholesky_with_jitter(state.covariance)
-    whitened = torch.linalg.solve_triangular(factor, memory - state.mean, upper=False)
-    logdet = 2.0 * torch.log(factor.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    return -0.5 * (
-        whitened.square().sum((-2, -1)) + code_size * logdet + memory_size * code_size * math.log(2 * math.pi)
-    )
+    return _independent_columns_log_density(memory - state.mean, state.covariance)
 
 
 def predictive_log_density(
@@ -197,12 +191,18 @@ def predictive_log_density(
 
     Equals the chain rule Σ_t ln p(z_t | z_<t) of sequential writes (tested).
     """
-    length, code_size = codes.shape[-2:]
-    eye = torch.eye(length, dtype=codes.dtype, device=codes.device)
-    factor = cholesky_with_jitter(symmetrize(weights @ state.covariance @ weights.mT) + noise_var * eye)
-    whitened = torch.linalg.solve_triangular(factor, codes - weights @ state.mean, upper=False)
+    eye = torch.eye(codes.shape[-2], dtype=codes.dtype, device=codes.device)
+    covariance = symmetrize(weights @ state.covariance @ weights.mT) + noise_var * eye
+    return _independent_columns_log_density(codes - weights @ state.mean, covariance)
+
+
+def _independent_columns_log_density(residual: Tensor, covariance: Tensor) -> Tensor:
+    """Σ_c ln N(residual[:, c]; 0, Σ) ``[B]`` for residuals ``[B, n, C]`` and one covariance Σ ``[B, n, n]``."""
+    rows, columns = residual.shape[-2:]
+    factor = cholesky_with_jitter(covariance)
+    whitened = torch.linalg.solve_triangular(factor, residual, upper=False)
     logdet = 2.0 * torch.log(factor.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    return -0.5 * (whitened.square().sum((-2, -1)) + code_size * logdet + length * code_size * math.log(2 * math.pi))
+    return -0.5 * (whitened.square().sum((-2, -1)) + columns * logdet + rows * columns * math.log(2 * math.pi))
 
 
 def per_image_terms(per_item: dict[str, Tensor], memory_kl: Tensor) -> dict[str, Tensor]:

@@ -148,12 +148,11 @@ def _build(results: Results, out: Path, staging: Path, formats: list[str]) -> tu
     ranks = _guarded("ranks", failed, log, lambda: bootstrap_ranks(results))
     if not isinstance(ranks, pd.DataFrame):
         ranks = pd.DataFrame()
-    if not ranks.empty:
+    rank_table = ranking_table(ranks)
+    if rank_table is not None:  # None when nothing was ranked
         atomic_write_text(out / "ranks.csv", ranks.to_csv(index=False))
         written.append("ranks.csv")
-        rank_table = ranking_table(ranks)
-        if rank_table is not None:
-            per_benchmark.append(rank_table)
+        per_benchmark.append(rank_table)
     reported = paper_tables.reported_tables(reference)
     all_tables = [*paper_list, *per_benchmark, *reported]
     _write_tables(all_tables, tables_dir, formats)

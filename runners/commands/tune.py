@@ -110,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_choice(chosen: dict, scores: dict, metric: str) -> None:
+    from memorybench.runners.tuning import Trial
+
     for (label, dataset), trial in chosen.items():
-        default = scores.get((f"{label}-t00", dataset))
+        default = scores.get((Trial(label, 0, {}).name, dataset))
         values = ", ".join(f"{k}={_short(v)}" for k, v in trial.values.items()) or "the suite's own settings"
         print(
             f"  {label} on {dataset}: trial {trial.index} ({values}): {metric} "
